@@ -1,0 +1,123 @@
+"""Command line: ``python -m artlib {data,models,reproduce} ...``.
+
+Examples::
+
+    python -m artlib data list                 # each dataset: found/missing, path, number of images
+    python -m artlib data download gtsrb       # official URLs, checksums verified
+    python -m artlib data fetch-samples        # the 20 exact CIFAR-10/ImageNet/MNIST test images of the foolbox wheel
+    python -m artlib models convert ckpt.pt --out ckpt_plain.pt --trust-pickle
+    python -m artlib reproduce --profile smoke
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _cmd_data_list(args) -> int:
+    from artlib import data
+
+    rows = data.dataset_status(args.root)
+    width = max(len(r["name"]) for r in rows)
+    print(f"data root: {data.resolve_root(args.root)}")
+    for r in rows:
+        state = "found  " if r["found"] else "missing"
+        n = f"{r['n_images']:>7,d} images" if r["found"] else " " * 14
+        src = f"  [{r['source']}]" if r.get("source") else ""
+        print(f"{r['name']:<{width}}  {state}  {n}  {r['path']}{src}")
+    return 0
+
+
+def _cmd_data_download(args) -> int:
+    from artlib import data
+
+    path = data.download(args.name, args.root)
+    print(f"{args.name}: ready at {path}")
+    return 0
+
+
+def _cmd_data_fetch_samples(args) -> int:
+    from artlib import data
+
+    path = data.fetch_foolbox_samples(args.root)
+    print(f"foolbox samples at {path}")
+    return 0
+
+
+def _cmd_data_ensure_smoke(args) -> int:
+    """Make sure the smoke profile has real images: the data root's CIFAR-10, else the foolbox samples (fetched)."""
+    from artlib import data
+
+    status = {r["name"]: r for r in data.dataset_status(args.root)}
+    if status["cifar10"]["found"]:
+        print(f"smoke data: cifar10 found at {status['cifar10']['path']} ({status['cifar10']['n_images']:,d} images)")
+        return 0
+    path = data.fetch_foolbox_samples(args.root)
+    print(f"smoke data: no CIFAR-10 under {data.resolve_root(args.root)}; using the foolbox samples at {path}")
+    return 0
+
+
+def _cmd_models_convert(args) -> int:
+    from artlib import models
+
+    out = models.convert_robustness_checkpoint(args.file, args.out, trust_pickle=args.trust_pickle)
+    print(f"wrote {out} (+ {out}.json with its sha256)")
+    return 0
+
+
+def _cmd_reproduce(args) -> int:
+    from artlib import reproduce
+
+    return reproduce.run(profile=args.profile, only=args.only, out=args.out, jobs=args.jobs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m artlib", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n", 1)[1])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p_data = sub.add_parser("data", help="list, download or fetch datasets")
+    data_sub = p_data.add_subparsers(dest="data_command", required=True)
+    for name, func, help_ in [("list", _cmd_data_list, "each dataset: found/missing, path, number of images"),
+                              ("fetch-samples", _cmd_data_fetch_samples,
+                               "fetch the foolbox==3.3.4 wheel's 20 exact test images per dataset from PyPI"),
+                              ("ensure-smoke", _cmd_data_ensure_smoke,
+                               "make sure real smoke images exist (fetch the foolbox samples if CIFAR-10 is missing)")]:
+        p = data_sub.add_parser(name, help=help_)
+        p.add_argument("--root", default=None, help="data root (default: $ARTLIB_DATA, else ./data)")
+        p.set_defaults(func=func)
+    p = data_sub.add_parser("download", help="download a dataset in its official format (checksums verified)")
+    p.add_argument("name", help="dataset name, e.g. cifar10, svhn, gtsrb, flowers17, cub200, cifar10c")
+    p.add_argument("--root", default=None, help="data root (default: $ARTLIB_DATA, else ./data)")
+    p.set_defaults(func=_cmd_data_download)
+
+    p_models = sub.add_parser("models", help="model checkpoint utilities")
+    models_sub = p_models.add_subparsers(dest="models_command", required=True)
+    p = models_sub.add_parser("convert", help="convert a robust-models-transfer checkpoint to a plain state dict")
+    p.add_argument("file", help="checkpoint in microsoft/robust-models-transfer format")
+    p.add_argument("--out", required=True, help="where to write the plain state dict (a .json sidecar is added)")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="allow unpickling the file (needs `dill`); only for files from a source you trust")
+    p.set_defaults(func=_cmd_models_convert)
+
+    p = sub.add_parser("reproduce", help="execute the notebooks of the manifest with papermill")
+    p.add_argument("--profile", choices=("smoke", "paper"), default="smoke")
+    p.add_argument("--only", default=None, help="run only notebooks whose name contains this pattern")
+    p.add_argument("--out", default=None, help="folder for executed notebooks (default runs/<profile>)")
+    p.add_argument("--jobs", type=int, default=1, help="notebooks to run at once")
+    p.set_defaults(func=_cmd_reproduce)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:  # one clear line, no traceback, for known bad input
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""Packaging contract: pyproject and environment.yml agree, the README's two commands exist, the CLI answers."""
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from artlib import reproduce
+
+ROOT = Path(__file__).resolve().parent.parent
+# conda names the torch package `pytorch`; everything else keeps its PyPI name.
+CONDA_TO_PIP = {"pytorch": "torch"}
+
+
+def _split(req: str):
+    m = re.match(r"^\s*([A-Za-z0-9_.\-]+)\s*(?:(==|>=|<=|=)\s*([^\s;]+))?", req)
+    name, op, ver = m.group(1).lower(), m.group(2), m.group(3)
+    return name, ("==" if op in ("=", "==") else op), ver
+
+
+def _pyproject_reqs():
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = meta["dependencies"] + meta["optional-dependencies"]["dev"]
+    return {n: (op, v) for n, op, v in map(_split, reqs)}
+
+
+def _conda_reqs():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    out = {}
+    for dep in env["dependencies"]:
+        items = dep["pip"] if isinstance(dep, dict) else [dep]
+        for item in items:
+            name, op, ver = _split(item)
+            if name in ("python", "pip"):
+                continue
+            out[CONDA_TO_PIP.get(name, name)] = (op, ver)
+    return env, out
+
+
+def test_environment_yml_matches_pyproject_pins():
+    env, conda = _conda_reqs()
+    assert env["name"] == "artlib"
+    assert {"pytorch", "conda-forge"} <= set(env["channels"])
+    pip = _pyproject_reqs()
+    assert set(conda) == set(pip), f"only in environment.yml: {set(conda) - set(pip)}; only in pyproject: {set(pip) - set(conda)}"
+    for name, spec in pip.items():
+        assert conda[name] == spec, f"{name}: pyproject {spec} vs environment.yml {conda[name]}"
+
+
+def test_required_stack_is_pinned():
+    pip = _pyproject_reqs()
+    assert pip["torch"] == ("==", "2.14.1") and pip["torchvision"] == ("==", "0.29.1")
+    for name in ("captum", "matplotlib", "seaborn", "papermill", "nbval", "ipywidgets", "tqdm", "pandas", "scipy"):
+        assert name in pip, f"{name} missing from pyproject"
+
+
+def test_readme_has_the_two_commands_and_ci_runs_the_test_one():
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```(?:bash|sh)?\n(.*?)```", readme, flags=re.S)
+    setup = [line.strip() for b in blocks[:2] for line in b.strip().splitlines()]
+    assert setup == ["make reproduce", "make test"], setup
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^make test$", ci, flags=re.M), "CI must call the README's test command verbatim"
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^reproduce:", makefile, flags=re.M) and re.search(r"^test:", makefile, flags=re.M)
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "artlib", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=120)
+
+
+def test_cli_help_lists_commands():
+    res = _cli("--help")
+    assert res.returncode == 0, res.stderr
+    for cmd in ("data", "models", "reproduce"):
+        assert cmd in res.stdout
+
+
+def test_cli_data_list_on_shared_data(shared_data):
+    res = _cli("data", "list", "--root", str(shared_data))
+    assert res.returncode == 0, res.stderr
+    lines = {line.split()[0]: line for line in res.stdout.splitlines()[1:]}
+    assert "found" in lines["cifar10"] and "20,000 images" in lines["cifar10"]
+    assert "missing" in lines["svhn"] and "python -m artlib data download" not in lines["svhn"]
+
+
+def test_cli_bad_dataset_is_one_clear_line(tmp_path):
+    res = _cli("data", "download", "mnist-typo", "--root", str(tmp_path))
+    assert res.returncode == 2
+    assert "mnist-typo" in res.stderr and "cifar10" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_manifest_notebooks_exist_and_are_parameterised():
+    import json
+    for entry in reproduce.MANIFEST:
+        nb = json.loads((reproduce.NOTEBOOKS / entry.notebook).read_text())
+        tags = [t for c in nb["cells"] for t in c.get("metadata", {}).get("tags", [])]
+        assert "parameters" in tags, f"{entry.notebook} has no cell tagged 'parameters'"
+    with pytest.raises(ValueError, match="no-such-notebook"):
+        reproduce.select("no-such-notebook")
