@@ -110,14 +110,24 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _atomic_write(target: Path, write: Callable[[Any], None]) -> None:
-    """Call ``write(fileobj)`` on a temp file beside ``target``, fsync it, then ``os.replace`` it onto ``target``.
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(target: str | os.PathLike, write: Callable[[Any], None]) -> Path:
+    """Call ``write(fileobj)`` on a binary temp file beside ``target``, fsync it, then ``os.replace`` it onto
+    ``target`` (permissions as a plain ``open`` would give). Every file artlib writes (checkpoints, sidecars,
+    figures, tables) goes through here.
 
     On any exception the temp file is removed and ``target`` is left as it was.
     """
+    target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -130,6 +140,7 @@ def _atomic_write(target: Path, write: Callable[[Any], None]) -> None:
             pass
         raise
     _fsync_dir(target.parent)
+    return target
 
 
 def save(path: str | os.PathLike, obj: Any, config: dict | None = None, metrics: dict | None = None) -> Path:
@@ -161,7 +172,7 @@ def save(path: str | os.PathLike, obj: Any, config: dict | None = None, metrics:
     # Validate the JSON parts before touching the disk.
     json.dumps({"config": config, "metrics": metrics}, default=_json_default)
 
-    _atomic_write(path, lambda f: torch.save(obj, f))
+    atomic_write(path, lambda f: torch.save(obj, f))
     meta = {
         "format": SIDECAR_FORMAT,
         "file": path.name,
@@ -173,7 +184,7 @@ def save(path: str | os.PathLike, obj: Any, config: dict | None = None, metrics:
         "metrics": metrics,
     }
     text = json.dumps(meta, indent=2, sort_keys=False, default=_json_default) + "\n"
-    _atomic_write(sidecar_path(path), lambda f: f.write(text.encode("utf-8")))
+    atomic_write(sidecar_path(path), lambda f: f.write(text.encode("utf-8")))
     return path
 
 

@@ -7,8 +7,9 @@ half-written file behind and every table exists in both a machine-readable and a
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
+
+from artlib.checkpoints import atomic_write
 
 ROOT = Path(__file__).resolve().parent.parent
 FIGURES = ROOT / "figures"
@@ -19,20 +20,6 @@ def figures_dir(path: str | Path | None = None) -> Path:
     out = Path(path or os.environ.get("ARTLIB_FIGURES") or FIGURES)
     out.mkdir(parents=True, exist_ok=True)
     return out
-
-
-def _atomic_write(target: Path, write) -> Path:
-    """Call ``write(tmp_path)`` on a temp file beside ``target``, then ``os.replace`` it into place."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=target.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return target
 
 
 # No timestamps in the files, so re-running a notebook rewrites byte-identical figures.
@@ -48,18 +35,18 @@ def save_figure(fig, name: str, out_dir: str | Path | None = None, formats=("png
     out = figures_dir(out_dir)
     paths = []
     for fmt in formats:
-        paths.append(_atomic_write(out / f"{name}.{fmt}",
-                                   lambda tmp, fmt=fmt: fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight",
-                                                                   metadata=_STABLE_METADATA.get(fmt))))
+        paths.append(atomic_write(out / f"{name}.{fmt}",
+                                  lambda f, fmt=fmt: fig.savefig(f, format=fmt, dpi=dpi, bbox_inches="tight",
+                                                                 metadata=_STABLE_METADATA.get(fmt))))
     return paths
 
 
 def save_table(df, name: str, out_dir: str | Path | None = None, floatfmt: str = ".4g") -> list[Path]:
     """Write a pandas DataFrame as ``<figures>/<name>.csv`` and ``<name>.md`` (Markdown), atomically."""
     out = figures_dir(out_dir)
-    csv = _atomic_write(out / f"{name}.csv", lambda tmp: df.to_csv(tmp, index=False))
-    md = _atomic_write(out / f"{name}.md",
-                       lambda tmp: Path(tmp).write_text(df.to_markdown(index=False, floatfmt=floatfmt) + "\n"))
+    csv = atomic_write(out / f"{name}.csv", lambda f: f.write(df.to_csv(index=False).encode()))
+    md = atomic_write(out / f"{name}.md",
+                      lambda f: f.write((df.to_markdown(index=False, floatfmt=floatfmt) + "\n").encode()))
     return [csv, md]
 
 
