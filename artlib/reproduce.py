@@ -6,6 +6,7 @@ under ``runs/<profile>/``, reports a failing notebook with its failing cell and 
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,10 +51,15 @@ def run(profile: str = "smoke", only: str | None = None, out: str | Path | None 
     """
     import papermill as pm
 
+    from artlib import data
+
     if profile not in ("smoke", "paper"):
         raise ValueError(f"unknown profile {profile!r}; choices: ['smoke', 'paper']")
     out_dir = Path(out) if out else ROOT / "runs" / profile
     out_dir.mkdir(parents=True, exist_ok=True)
+    # Notebooks run with cwd=notebooks/: pin the data root to an absolute path so a relative default (./data) or a
+    # relative $ARTLIB_DATA means the same folder inside the kernels as here.
+    os.environ[data.DATA_ENV] = str(data.resolve_root().resolve())
     failures = []
     for entry in select(only):
         start = time.time()

@@ -102,3 +102,13 @@ def test_manifest_notebooks_exist_and_are_parameterised():
         assert "parameters" in tags, f"{entry.notebook} has no cell tagged 'parameters'"
     with pytest.raises(ValueError, match="no-such-notebook"):
         reproduce.select("no-such-notebook")
+
+
+def test_reproduce_runs_a_notebook_with_a_relative_data_root(shared_data, tmp_path, monkeypatch):
+    """The runner executes notebooks with cwd=notebooks/; a relative data root must still mean the caller's folder."""
+    monkeypatch.chdir(shared_data.parent)
+    monkeypatch.setenv("ARTLIB_DATA", shared_data.name)
+    monkeypatch.setenv("ARTLIB_FIGURES", str(tmp_path / "figures"))
+    assert reproduce.run(profile="smoke", only="00_data", out=tmp_path / "runs") == 0
+    assert (tmp_path / "runs" / "00_data_overview.ipynb").exists()
+    assert (tmp_path / "figures" / "data_overview_cifar10.png").exists()
