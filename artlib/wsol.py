@@ -60,6 +60,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from artlib import paper_numbers
+
 __all__ = ["SETTINGS", "MAP_METHODS", "DEFAULT_THRESHOLDS", "PAPER_TABLE2", "PAPER_TOP1_SEG",
            "postprocess_heatmap", "normalize_map", "cam_heatmap", "localization_map", "box_from_heatmap",
            "iou", "gt_known_loc", "top1_loc", "top1_acc", "ThresholdSweep", "threshold_sweep",
@@ -72,21 +74,30 @@ MAP_METHODS = ("grad", "cam", "gradcam")
 #: 0.2 for gradient maps, ``cam_thr`` 0.1 for CAM); the paper states none. Grad-CAM uses the CAM value.
 DEFAULT_THRESHOLDS = {"grad": 0.2, "cam": 0.1, "gradcam": 0.1}
 
-#: ART Table 2 (CUB-200, percent): (model, method) -> Grad GT-known, Grad Top-1 Loc, CAM GT-known, CAM Top-1 Loc,
-#: Top-1 Acc. None = not reported. ``ADL*`` is the number quoted from the ADL paper (ResNet50-SE).
-PAPER_TABLE2 = {
-    ("ResNet50-SE", "ADL*"): (None, None, None, 62.29, 80.34),
-    ("ResNet50", "ADL#"): (52.93, 43.78, 56.85, 47.53, 80.0),
-    ("ResNet50", "Natural"): (50.2, 42.0, 60.37, 50.0, 81.12),
-    ("ResNet50", "PGD-7"): (66.73, 47.48, 55.24, 39.45, 70.3),
-    ("ResNet50", "ART"): (82.65, 65.22, 58.87, 46.02, 77.51),
-    ("VGG-GAP", "ADL#"): (63.18, 43.59, 69.36, 50.88, 70.31),
-    ("VGG-GAP", "Natural"): (72.54, 53.81, 48.75, 35.03, 72.94),
-    ("VGG-GAP", "ART"): (76.50, 57.74, 52.88, 40.75, 74.51),
-}
-#: ART Sec. 4.2 (Fig. 7 text): Top-1 Seg on Flowers-17 (fraction), (attribution, model) -> value.
-PAPER_TOP1_SEG = {("ig", "Natural"): 0.337, ("ig", "PGD-7"): 0.422, ("ig", "ART"): 0.604,
-                  ("grad", "Natural"): 0.244, ("grad", "PGD-7"): 0.246, ("grad", "ART"): 0.317}
+#: Printed architecture names of ART Table 2, by the ``model`` key of ``artlib/paper_numbers.yaml``.
+_TABLE2_MODEL_NAMES = {"resnet50-se": "ResNet50-SE", "resnet50": "ResNet50", "vgg-gap": "VGG-GAP"}
+_TABLE2_COLUMNS = ("Grad GT-known Loc (%)", "Grad Top-1 Loc (%)", "CAM GT-known Loc (%)", "CAM Top-1 Loc (%)",
+                   "Top-1 Acc (%)")
+
+
+def _paper_table2() -> dict:
+    rows = paper_numbers.load()["art"]["table2"]["rows"]
+    return {(_TABLE2_MODEL_NAMES[r["model"]], r["method"]): tuple(r[c] for c in _TABLE2_COLUMNS) for r in rows}
+
+
+def _paper_top1_seg() -> dict:
+    rows = paper_numbers.load()["art"]["fig7"]["rows"]
+    return {({"saliency": "grad"}.get(r["attribution"], r["attribution"]), r["method"]): r["Top-1 Seg (fraction)"]
+            for r in rows}
+
+
+#: ART Table 2 (CUB-200, percent), read from :mod:`artlib.paper_numbers` (``art`` / ``table2``): (printed model,
+#: method) -> (Grad GT-known, Grad Top-1 Loc, CAM GT-known, CAM Top-1 Loc, Top-1 Acc). None = not reported.
+#: ``ADL*`` is the number quoted from the ADL paper (ResNet50-SE).
+PAPER_TABLE2 = _paper_table2()
+#: ART Sec. 5 (Fig. 7 text): Top-1 Seg on Flowers-17 (fraction), read from :mod:`artlib.paper_numbers`
+#: (``art`` / ``fig7``): (map, method) -> value, map ``"ig"`` or ``"grad"`` (the YAML's ``saliency``).
+PAPER_TOP1_SEG = _paper_top1_seg()
 
 BoxLike = Union[torch.Tensor, np.ndarray, Sequence]
 
