@@ -32,6 +32,33 @@ MANIFEST: tuple[Entry, ...] = (
 )
 
 
+def get_model(profile: str = "smoke", dataset: str = "cifar10", method: str = "natural", *, progress: bool = False,
+              **overrides):
+    """The model a notebook needs, from the checkpoint cache, else trained now with :func:`artlib.train.train`.
+
+    The cache is the run folder of the training config (``runs/<name>_<config hash>/``): two notebooks asking for the
+    same ``(profile, dataset, method, overrides)`` share one checkpoint, a finished run is loaded instead of
+    retrained, and an interrupted one resumes. Notebooks never copy training code; they call this.
+
+    Args:
+        profile: ``"smoke"`` or ``"paper"`` (the training settings of :func:`artlib.train.config`).
+        dataset, method: as in :func:`artlib.train.config` (e.g. ``"cifar10"``, ``"art"``).
+        progress: show tqdm bars while training.
+        **overrides: any :class:`artlib.train.TrainConfig` field (``arch``, ``eps``, ``lam``, ``epochs`` ...).
+
+    Returns:
+        ``(model, result)``: the model in eval mode and the :class:`artlib.train.TrainResult` (log, run_dir, config).
+
+    Example:
+        >>> model, result = get_model("smoke", "cifar10", "pgd", eps=4/255)
+    """
+    from artlib import train
+
+    cfg = train.config(profile, dataset, method, progress=progress, **overrides)
+    result = train.train(cfg)
+    return result.model.eval(), result
+
+
 def select(only: str | None = None) -> list[Entry]:
     """Manifest entries whose notebook name contains ``only`` (all when None); ValueError when none match."""
     entries = [e for e in MANIFEST if only is None or only in e.notebook]

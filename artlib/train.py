@@ -1,0 +1,1188 @@
+r"""One resumable training loop for every method of the two papers: ``train(cfg)``.
+
+Methods (``TrainConfig.method``):
+
+- ``natural``: cross-entropy.
+- ``pgd``: Madry et al. (ICLR 2018) PGD-n adversarial training, l-inf (ART A.3: PGD-10 on CIFAR-10, PGD-7 elsewhere)
+  or l2 (``norm="l2"``, Inequality A.5); any epsilon (Inequality Table 1: 1, 2, 4, 8 /255).
+- ``pgd_cutout``: l-inf PGD training on Cutout images (DeVries & Taylor 2017), Inequality paper A.9.
+- ``art``: ART (Singh et al., ECCV 2020), Algorithm 1 / Eq. 5-6: :math:`\tilde x` from ``steps`` signed ascent steps
+  on :math:`L_{attr}` (:func:`artlib.losses.art_perturb`), then :math:`L_{ce}(\tilde x, y) + \lambda
+  L_{attr}(\tilde x, y)` (:func:`artlib.losses.art_loss`).
+- ``art_variant``: the same loop with one of ART Table 5's objectives (``variant``: ``eq2``, ``eq4_l2``, ``eq4_cos``,
+  ``argmin``; see :data:`artlib.losses.ART_VARIANTS`).
+- ``art_pgd``: ART appendix C: the perturbation ascends :math:`L_{attr} + L_{ce}`; same outer loss as ``art``.
+- ``ig_norm`` / ``ig_sum_norm``: RAR (Chen et al., NeurIPS 2019; ART's baselines [13]):
+  :math:`\ell(x) + \lambda\|IG(x, x')\|_1` and :math:`\ell(x') + \lambda\|IG(x, x')\|_1`, :math:`x'` from PGD on the
+  regulariser (:func:`artlib.losses.ig_perturb`).
+
+Profiles (:func:`config`): ``smoke`` trains ``small-cnn`` on a few hundred real images of the data root in well under
+a minute on 2 CPU cores; ``paper`` carries ART appendix A.3 (CIFAR-10, SVHN, GTSRB, Flowers) and B.1 (CUB-200
+fine-tuning) schedules. Anything can be overridden.
+
+Behaviour:
+
+- **Resumable**: a checkpoint (``runs/<run_name>/last.pt``, :func:`artlib.checkpoints.save`) after every
+  ``checkpoint_every`` optimiser steps and at the end of every epoch; running the same configuration again continues
+  from it (``resume=True``). All randomness is a function of ``(seed, epoch)`` (data order) and ``(seed, step)``
+  (random starts, Cutout, augmentation), so on a CPU a killed and resumed run ends with the same weights as an
+  uninterrupted one.
+- **Logs**: tqdm per epoch; ``log.csv`` / ``log.json`` (one row per epoch: train/test loss, accuracy, L_attr, mean
+  cos(g^y, x), robust accuracy) and ``steps.csv`` (one row per step).
+- **DDP**: ``torchrun --nproc_per_node=N -m artlib.train ...`` (or ``python -m artlib train`` once wired): one
+  process per device, ``DistributedDataParallel``, ``DistributedSampler``; ``batch_size`` is the global batch. Global
+  batch ``k`` holds the same images and random draws for any number of processes, so DDP runs match single-process
+  runs (BatchNorm statistics aside, which are per process as usual).
+- **GPU**: ``amp=True`` (bfloat16 autocast; double backprop works under it) and ``channels_last=True``.
+- **NaN / inf**: a non-finite loss stops training with :class:`NonFiniteLossError` before the optimiser step; the
+  last checkpoint (written before it) is kept.
+
+Example:
+    >>> from artlib import train
+    >>> cfg = train.config("smoke", dataset="cifar10", method="art")      # small-cnn, 320 real images, 2 epochs
+    >>> result = train.train(cfg)
+    >>> result.log_frame()[["epoch", "train_loss", "test_acc", "test_cos"]]
+
+Command line::
+
+    python -m artlib.train --profile paper --dataset cifar10 --method art          # WRN-28-10, ART A.3.2
+    torchrun --nproc_per_node=4 -m artlib.train --profile paper --dataset cifar10 --method pgd --eps 4/255
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field, fields
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from artlib import losses
+
+__all__ = ["METHODS", "PROFILES", "AUGMENTS", "TrainConfig", "TrainResult", "NonFiniteLossError", "config",
+           "paper_settings", "train", "method_loss", "build_model", "load_model", "lr_at", "cutout", "main"]
+
+ROOT = Path(__file__).resolve().parent.parent
+METHODS = ("natural", "pgd", "pgd_cutout", "art", "art_variant", "art_pgd", "ig_norm", "ig_sum_norm")
+PROFILES = ("smoke", "paper")
+AUGMENTS = ("none", "flip", "crop_flip")
+_ART_METHODS = ("art", "art_variant", "art_pgd")
+_PGD_METHODS = ("pgd", "pgd_cutout")
+_IG_METHODS = ("ig_norm", "ig_sum_norm")
+_ATTACK_METHODS = _ART_METHODS + _PGD_METHODS + _IG_METHODS
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; raised before the optimiser step, the last checkpoint is kept."""
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Configuration
+# ----------------------------------------------------------------------------------------------------------------------
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on. Build it with :func:`config` (profile defaults + overrides), from a
+    file with :meth:`load` / :meth:`from_dict`, or directly; invalid values raise one ``ValueError`` naming the value
+    and the choices. ``to_dict`` / ``save`` / ``load`` round-trip through YAML or JSON.
+
+    Attributes (ART symbols in brackets):
+        dataset, method, arch, profile: see :data:`artlib.data.DATASETS`, :data:`METHODS`,
+            :data:`artlib.models.ARCHS`, :data:`PROFILES`.
+        variant: ``art_variant`` only, one of :data:`artlib.losses.ART_VARIANTS` (Table 5).
+        epochs, batch_size (global, over all processes), lr, momentum, nesterov, weight_decay: SGD.
+        lr_milestones, lr_factors: the lr is multiplied by ``lr_factors[i]`` from epoch ``lr_milestones[i]`` on
+            (epochs counted from 0; cumulative), e.g. ART A.3.2: ``[50, 80, 150]``, ``[0.1, 0.1, 0.5]``.
+        eps [epsilon], step_size [alpha], steps [a for ART; n for PGD-n; k for RAR's PGD]: the inner maximisation.
+        norm: ``"linf"`` or ``"l2"`` (``pgd`` / ``pgd_cutout`` only).
+        lam [lambda]: weight of L_attr (ART) or of ||IG||_1 (RAR's lambda for IG-NORM, their "beta" for IG-SUM-NORM).
+        beta [beta]: softplus beta of the attribution loss (ART: 50).
+        i_star: ``"clean"`` (Algorithm 1 line 10: runner-up of the clean image through the ReLU network, once per
+            batch) or ``"perturbed"`` (the authors' code: runner-up of the softplus logits at the perturbed image).
+        reduce_channels: None, ``"mean"`` (ART B.1, CUB) or ``"abs_mean"`` (authors' WSOL code).
+        attr_space: ``"pixel"`` (paper) or ``"normalized"`` (authors' code) for the cosine of L_attr.
+        bn_mode: BatchNorm mode during the inner maximisation: ``"train"`` (authors' ART code, Madry's) or ``"eval"``.
+        ig_steps, ig_attack_steps: IG path points in RAR's outer loss (50) and in its inner PGD (5 on GTSRB/Flower).
+        cutout: Cutout square side in pixels (``pgd_cutout``; DeVries & Taylor's CIFAR-10 value 16).
+        train_subset, test_subset: None (all) or an int (class-stratified, :func:`artlib.data.subset_dataset`).
+        balance: ART A.3.3 / A.3.4 class balancing (GTSRB 10,000 / Flowers 1,000 images per class, augmented).
+        augment: ``"none"``, ``"flip"``, ``"crop_flip"`` (random 4-pixel-padded crop + horizontal flip), applied to
+            the batch in the trainer (deterministic, resumable).
+        cache: load the (subset) datasets into memory once (small subsets) instead of a DataLoader.
+        pretrained: a local weights file for :func:`artlib.models.build_model` (ART B.1 fine-tunes ImageNet weights).
+        eval_every, eval_attr_max, eval_adv_steps: test metrics every ``eval_every`` epochs; L_attr / cos on at most
+            ``eval_attr_max`` test images; robust accuracy under PGD-``eval_adv_steps`` at ``eps`` (0: skipped).
+        seed, device (``"auto"``: CUDA when present), amp (bfloat16 autocast), channels_last, impl (``"fast"`` or
+            ``"reference"`` attribution loss, same values), data_root, num_workers.
+        out_dir (default ``<repo>/runs``), run_name (default from the config and its hash), resume,
+            checkpoint_every (optimiser steps), max_steps (stop after that many steps in total), progress (tqdm).
+    """
+
+    dataset: str = "cifar10"
+    method: str = "art"
+    arch: str = "small-cnn"
+    profile: str = "smoke"
+    variant: str = "art"
+    epochs: int = 2
+    batch_size: int = 32
+    lr: float = 0.05
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 2e-4
+    lr_milestones: list = field(default_factory=list)
+    lr_factors: list = field(default_factory=list)
+    eps: float = 8 / 255
+    step_size: float = 1.5 / 255
+    steps: int = 3
+    norm: str = "linf"
+    lam: float = 0.5
+    beta: float = 50.0
+    i_star: str = "clean"
+    reduce_channels: Optional[str] = None
+    attr_space: str = "pixel"
+    bn_mode: str = "train"
+    ig_steps: int = 50
+    ig_attack_steps: int = 5
+    cutout: int = 16
+    train_subset: Optional[int] = None
+    test_subset: Optional[int] = None
+    balance: bool = False
+    augment: str = "none"
+    cache: bool = False
+    pretrained: Optional[str] = None
+    eval_every: int = 1
+    eval_attr_max: int = 500
+    eval_adv_steps: int = 0
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = False
+    channels_last: bool = False
+    impl: str = "fast"
+    data_root: Optional[str] = None
+    num_workers: int = 0
+    out_dir: Optional[str] = None
+    run_name: Optional[str] = None
+    resume: bool = True
+    checkpoint_every: int = 100
+    max_steps: Optional[int] = None
+    progress: bool = True
+
+    def __post_init__(self):
+        self.lr_milestones = [int(m) for m in (self.lr_milestones or [])]
+        self.lr_factors = [float(f) for f in (self.lr_factors or [])]
+        for name in ("lr", "momentum", "weight_decay", "eps", "step_size", "lam", "beta"):
+            value = getattr(self, name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                setattr(self, name, float(value))
+        self.validate()
+
+    def validate(self) -> "TrainConfig":
+        """Raise ``ValueError`` (naming the bad value and the choices) for any invalid field; return self."""
+        from artlib import data, models
+
+        def choice(name, choices):
+            v = getattr(self, name)
+            if v not in choices:
+                raise ValueError(f"unknown {name} {v!r}; choices: {', '.join(map(repr, choices))}")
+
+        choice("method", METHODS)
+        choice("dataset", tuple(data.DATASETS))
+        choice("arch", tuple(models.ARCHS))
+        choice("profile", PROFILES)
+        choice("variant", losses.ART_VARIANTS)
+        choice("norm", ("linf", "l2"))
+        choice("i_star", ("clean", "perturbed"))
+        choice("reduce_channels", losses.REDUCE_CHANNELS)
+        choice("attr_space", ("pixel", "normalized"))
+        choice("bn_mode", ("train", "eval"))
+        choice("augment", AUGMENTS)
+        choice("impl", ("fast", "reference"))
+        choice("device", ("auto", "cpu", "cuda") + tuple(f"cuda:{i}" for i in range(16)))
+
+        def number(name, lo=None, strict=False, integer=False):
+            v = getattr(self, name)
+            kind = int if integer else (int, float)
+            if isinstance(v, bool) or not isinstance(v, kind) or (not integer and not math.isfinite(v)):
+                raise ValueError(f"{name} must be {'an int' if integer else 'a finite number'}, got {v!r}")
+            if lo is not None and (v <= lo if strict else v < lo):
+                raise ValueError(f"{name} must be {'>' if strict else '>='} {lo}, got {v!r}")
+
+        number("eps", 0)
+        number("step_size", 0)
+        number("steps", 1, integer=True)  # a >= 1 (ART), n >= 1 (PGD-n)
+        number("beta", 0, strict=True)
+        number("lam", 0)
+        number("lr", 0, strict=True)
+        number("momentum", 0)
+        number("weight_decay", 0)
+        number("epochs", 1, integer=True)
+        number("batch_size", 1, integer=True)
+        number("ig_steps", 1, integer=True)
+        number("ig_attack_steps", 1, integer=True)
+        number("cutout", 0, integer=True)
+        number("eval_every", 1, integer=True)
+        number("eval_attr_max", 0, integer=True)
+        number("eval_adv_steps", 0, integer=True)
+        number("seed", 0, integer=True)
+        number("num_workers", 0, integer=True)
+        number("checkpoint_every", 1, integer=True)
+        for name in ("train_subset", "test_subset", "max_steps"):
+            if getattr(self, name) is not None:
+                number(name, 1, integer=True)
+        if self.variant != "art" and self.method != "art_variant":
+            raise ValueError(f"variant={self.variant!r} is only used by method='art_variant' (got method "
+                             f"{self.method!r}); choices for art_variant: {', '.join(losses.ART_VARIANTS)}")
+        if self.norm == "l2" and self.method not in _PGD_METHODS:
+            raise ValueError(f"norm='l2' is only for methods {_PGD_METHODS}; {self.method!r} uses the l-inf ball")
+        if len(self.lr_milestones) != len(self.lr_factors):
+            raise ValueError(f"lr_milestones {self.lr_milestones} and lr_factors {self.lr_factors} must have the "
+                             f"same length")
+        if any(b <= a for a, b in zip(self.lr_milestones, self.lr_milestones[1:])):
+            raise ValueError(f"lr_milestones must increase, got {self.lr_milestones}")
+        return self
+
+    # -- serialisation -------------------------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """Plain-data dict of every field (JSON / YAML serialisable)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """Build from a dict; unknown keys raise ``ValueError`` listing the fields. Numbers may be strings such as
+        ``"8/255"``."""
+        if not isinstance(d, dict):
+            raise ValueError(f"a config must be a mapping, got {type(d).__name__}")
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(d) - set(names))
+        if unknown:
+            raise ValueError(f"unknown config key(s) {unknown}; choices: {', '.join(names)}")
+        return cls(**{k: _coerce(k, v) for k, v in d.items()})
+
+    def save(self, path) -> Path:
+        """Write the config as YAML (``.yaml`` / ``.yml``) or JSON (any other suffix)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+            path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        else:
+            path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path) -> "TrainConfig":
+        """Read a config written by :meth:`save` (YAML or JSON)."""
+        import yaml
+        return cls.from_dict(yaml.safe_load(Path(path).read_text()) or {})
+
+    def replace(self, **changes) -> "TrainConfig":
+        """A validated copy with some fields changed."""
+        return TrainConfig.from_dict({**self.to_dict(), **changes})
+
+    # -- identity -----------------------------------------------------------------------------------------------------
+    def trajectory_dict(self) -> dict:
+        """The fields that determine the training trajectory (what a resumed run must share with the checkpoint)."""
+        d = self.to_dict()
+        for k in _NON_TRAJECTORY:
+            d.pop(k, None)
+        return d
+
+    def fingerprint(self) -> str:
+        """8 hex digits of the sha256 of :meth:`trajectory_dict`."""
+        return hashlib.sha256(json.dumps(self.trajectory_dict(), sort_keys=True).encode()).hexdigest()[:8]
+
+    def default_run_name(self) -> str:
+        method = f"{self.method}-{self.variant}" if self.method == "art_variant" else self.method
+        return f"{self.dataset}_{method}_{self.arch}_{self.profile}_seed{self.seed}_{self.fingerprint()}"
+
+    def run_dir(self) -> Path:
+        out = Path(self.out_dir) if self.out_dir else Path(os.environ.get("ARTLIB_RUNS") or ROOT / "runs")
+        return out / (self.run_name or self.default_run_name())
+
+
+# Fields that do not change the trajectory: a run may be resumed with other values of these.
+_NON_TRAJECTORY = ("epochs", "max_steps", "out_dir", "run_name", "resume", "checkpoint_every", "progress",
+                   "num_workers", "eval_every", "eval_attr_max", "eval_adv_steps", "data_root", "device", "cache")
+
+
+def _coerce(name: str, value):
+    """Strings from a command line / file: ``"8/255"`` -> float, YAML scalars and lists parsed."""
+    if isinstance(value, str):
+        text = value.strip()
+        if "/" in text and all(p.strip().replace(".", "", 1).isdigit() for p in text.split("/", 1)):
+            num, den = text.split("/", 1)
+            return float(Fraction(num.strip())) / float(Fraction(den.strip()))
+        import yaml
+        try:
+            parsed = yaml.safe_load(text)
+        except yaml.YAMLError:
+            return value
+        if name in ("dataset", "method", "arch", "profile", "variant", "run_name", "out_dir", "data_root",
+                    "pretrained", "device") and parsed is not None:
+            return value  # keep names as typed ("on" / "no" stay strings)
+        if isinstance(parsed, list):
+            return [_coerce(name, v) if isinstance(v, str) else v for v in parsed]
+        return parsed
+    return value
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Profiles: the papers' schedules
+# ----------------------------------------------------------------------------------------------------------------------
+# ART appendix A.3 (per dataset; "ART: the same training configuration as the Natural model") and B.1 (CUB).
+_PAPER = {
+    # A.3.2 CIFAR-10: WRN-28-10, SGD lr 0.1, momentum 0.9, wd 2e-4, batch 256, 100 epochs, lr x0.1 at epochs 50 and
+    # 80 (x0.5 at 150, past the end); PGD-10 eps 8/255 step 2/255. The paper states no augmentation; crop + flip is
+    # the standard CIFAR-10 setting (the authors' code uses it, plus ColorJitter and a 2-degree rotation).
+    "cifar10": dict(arch="wrn-28-10", batch_size=256, epochs=100, lr=0.1, weight_decay=2e-4,
+                    lr_milestones=[50, 80, 150], lr_factors=[0.1, 0.1, 0.5], augment="crop_flip",
+                    pgd_steps=10, pgd_step=2 / 255),
+    # A.3.1 SVHN: WRN-40-2, batch 256, 200 epochs, x0.1 at 50 and 80, x0.5 at 150; PGD-7 step 2.5/255.
+    "svhn": dict(arch="wrn-40-2", batch_size=256, epochs=200, lr=0.1, weight_decay=2e-4,
+                 lr_milestones=[50, 80, 150], lr_factors=[0.1, 0.1, 0.5], augment="none",
+                 pgd_steps=7, pgd_step=2.5 / 255),
+    # A.3.3 GTSRB: WRN-28-10, batch 128, 12 epochs, x0.1 at 4 and 6, x0.5 at 10; classes balanced to 10,000 images
+    # by rotation / translation / projection (artlib.data balance); PGD-7 step 2/255.
+    "gtsrb": dict(arch="wrn-28-10", batch_size=128, epochs=12, lr=0.1, weight_decay=2e-4,
+                  lr_milestones=[4, 6, 10], lr_factors=[0.1, 0.1, 0.5], balance=True, augment="none",
+                  pgd_steps=7, pgd_step=2 / 255),
+    # A.3.4 Flowers-17 (128x128): WRN-28-10, batch 128, 68 epochs, x0.1 at 15 and 35, x0.5 at 50; balanced to 1,000
+    # images per class; PGD-7 step 2.5/255.
+    "flowers17": dict(arch="wrn-28-10", batch_size=128, epochs=68, lr=0.1, weight_decay=2e-4,
+                      lr_milestones=[15, 35, 50], lr_factors=[0.1, 0.1, 0.5], balance=True, augment="none",
+                      pgd_steps=7, pgd_step=2.5 / 255),
+    # B.1 CUB-200: fine-tune an ImageNet ResNet-50 (pass pretrained=<weights file>); Natural / PGD-7: lr 0.01,
+    # momentum 0.9, wd 1e-4, batch 128, 200 epochs, x0.1 every 60 epochs, PGD eps 2/255 step 0.5/255. ART: batch 90,
+    # x0.1 every 40 epochs, eps 2/255, step 1.5/255, L_attr on channel means. The random 224 crop of the resized 256
+    # image and the flip are the dataset's transform in artlib.data.
+    "cub200": dict(arch="resnet50", batch_size=128, epochs=200, lr=0.01, weight_decay=1e-4,
+                   lr_milestones=[60, 120, 180], lr_factors=[0.1, 0.1, 0.1], augment="flip", eps=2 / 255,
+                   pgd_steps=7, pgd_step=0.5 / 255),
+    # Inequality paper's CIFAR-10-C / ImageNet sets are evaluation-only; no training schedule.
+}
+_PAPER_CUB_ART = dict(batch_size=90, lr_milestones=[40, 80, 120, 160], lr_factors=[0.1, 0.1, 0.1, 0.1],
+                      reduce_channels="mean")
+
+
+def paper_settings(dataset: str, method: str) -> dict:
+    """The ``paper`` profile's values for ``dataset`` and ``method`` (ART A.3 / B.1; RAR for ig_*), as a dict of
+    :class:`TrainConfig` fields, with the source of each choice in the comments of ``_PAPER`` in this module."""
+    if dataset not in _PAPER:
+        raise ValueError(f"no paper training schedule for dataset {dataset!r}; choices: {', '.join(map(repr, _PAPER))}")
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choices: {', '.join(map(repr, METHODS))}")
+    p = dict(_PAPER[dataset])
+    pgd_steps, pgd_step = p.pop("pgd_steps"), p.pop("pgd_step")
+    eps = p.pop("eps", 8 / 255)
+    out = dict(p, eps=eps, momentum=0.9, nesterov=False, beta=50.0, lam=0.5, cache=False, eval_adv_steps=10,
+               checkpoint_every=500, num_workers=4)
+    if method in _ART_METHODS:  # A.3: eps 8/255 (CUB 2/255), step 1.5/255, a = 3, beta 50, lambda 0.5
+        out.update(step_size=1.5 / 255, steps=3)
+        if dataset == "cub200":
+            out.update(_PAPER_CUB_ART)
+    elif method in _PGD_METHODS:
+        out.update(step_size=pgd_step, steps=pgd_steps)
+        if method == "pgd_cutout":
+            out.update(cutout=16)  # DeVries & Taylor's CIFAR-10 length; Inequality A.9 gives no size
+    elif method in _IG_METHODS:
+        # RAR's GTSRB / Flower configs (jfc43/robust-attribution-regularization *-config.json): PGD-7 step 2/255 on
+        # the IG regulariser with 50/10 = 5 IG points, 50 points in the outer loss; lambda 1.0 (GTSRB) / 0.1 (Flower)
+        # for both IG-NORM and IG-SUM-NORM. ART reports RAR's own numbers and gives no schedule: ART's is used.
+        out.update(step_size=2 / 255, steps=7, ig_steps=50, ig_attack_steps=5,
+                   lam=0.1 if dataset == "flowers17" else 1.0)
+    return out
+
+
+def _smoke_settings(dataset: str, method: str) -> dict:
+    """The ``smoke`` profile: ``small-cnn`` on a class-stratified few hundred real images, 2 epochs, on a CPU."""
+    from artlib import data
+    k = data.DATASETS[dataset].num_classes
+    out = dict(arch="small-cnn", batch_size=32, epochs=2, lr=0.05, momentum=0.9, weight_decay=5e-4,
+               lr_milestones=[], lr_factors=[], train_subset=max(320, 4 * k), test_subset=max(200, 2 * k),
+               augment="none", cache=True, eval_adv_steps=5, eval_attr_max=200, checkpoint_every=5, num_workers=0,
+               eps=8 / 255, beta=50.0, lam=0.5)
+    if method in _ART_METHODS:
+        out.update(step_size=1.5 / 255, steps=3)
+    elif method in _PGD_METHODS:
+        out.update(step_size=2 / 255, steps=5, cutout=16 if data.DATASETS[dataset].image_size <= 64 else 64)
+    elif method in _IG_METHODS:
+        out.update(step_size=2 / 255, steps=3, ig_steps=10, ig_attack_steps=3, lam=1.0)
+    if dataset == "cub200":
+        out.update(eps=2 / 255, reduce_channels="mean" if method in _ART_METHODS else None)
+    return out
+
+
+def config(profile: str = "smoke", dataset: str = "cifar10", method: str = "art", arch: Optional[str] = None,
+           **overrides) -> TrainConfig:
+    """A validated :class:`TrainConfig`: the ``profile``'s values for ``dataset`` / ``method``, then ``overrides``
+    (``None`` values are ignored, so notebook parameters left at None keep the profile's value).
+
+    ``smoke``: small-cnn, ``train_subset`` 320 (cifar10), 2 epochs, batch 32, a = 3 (ART) / PGD-5 / RAR with 10 IG
+    points, CPU. ``paper``: :func:`paper_settings` (ART A.3 / B.1). For ``pgd`` at another ``eps`` (Inequality
+    Table 1: 1, 2, 4, 8 /255) the step size scales with it (step = eps / 4 on CIFAR-10) unless given; for
+    ``norm="l2"`` the default is eps 0.5, step eps / 4 (the Inequality paper's text gives no l2 settings).
+
+    Example:
+        >>> cfg = config("paper", "cifar10", "pgd", arch="resnet18", eps=2/255)     # Inequality Table 1 model
+        >>> cfg.step_size * 255, cfg.steps
+        (0.5, 10)
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choices: {', '.join(map(repr, PROFILES))}")
+    from artlib import data
+    if dataset not in data.DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choices: {', '.join(map(repr, data.DATASETS))}")
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choices: {', '.join(map(repr, METHODS))}")
+    names = {f.name for f in fields(TrainConfig)}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise ValueError(f"unknown config key(s) {unknown}; choices: {', '.join(sorted(names))}")
+    base = paper_settings(dataset, method) if profile == "paper" else _smoke_settings(dataset, method)
+    if method in _PGD_METHODS and "step_size" not in overrides:
+        if overrides.get("norm") == "l2":
+            eps = float(_coerce("eps", overrides.get("eps", 0.5)))
+            overrides.setdefault("eps", eps)
+            base["step_size"] = eps / 4
+        elif "eps" in overrides:  # keep the profile's step / eps ratio
+            base["step_size"] = base["step_size"] * float(_coerce("eps", overrides["eps"])) / base["eps"]
+    settings = dict(base, dataset=dataset, method=method, profile=profile)
+    if arch is not None:
+        settings["arch"] = arch
+    settings.update(overrides)
+    return TrainConfig.from_dict(settings)
+
+
+def lr_at(cfg: TrainConfig, epoch: int) -> float:
+    """Learning rate of epoch ``epoch`` (0-based): ``lr`` times every ``lr_factors[i]`` with
+    ``lr_milestones[i] <= epoch``."""
+    lr = cfg.lr
+    for m, f in zip(cfg.lr_milestones, cfg.lr_factors):
+        if epoch >= m:
+            lr *= f
+    return lr
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Batch-level randomness: augmentation and Cutout (deterministic per step, identical for any number of processes)
+# ----------------------------------------------------------------------------------------------------------------------
+def _augment(x: torch.Tensor, mode: str, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Random horizontal flip (``flip``), plus a random crop of the zero-padded image (``crop_flip``, as
+    torchvision's ``RandomCrop(size, padding=4)``), drawn per image from ``gen``."""
+    if mode == "none":
+        return x
+    B, C, H, W = x.shape
+    flip = torch.rand(B, generator=gen) < 0.5
+    if mode == "crop_flip":
+        dy = torch.randint(0, 2 * pad + 1, (B,), generator=gen)
+        dx = torch.randint(0, 2 * pad + 1, (B,), generator=gen)
+        xp = F.pad(x, (pad, pad, pad, pad))
+        rows = (dy[:, None] + torch.arange(H)[None]).to(x.device)  # [B, H]
+        cols = (dx[:, None] + torch.arange(W)[None]).to(x.device)  # [B, W]
+        b = torch.arange(B, device=x.device)[:, None, None]
+        x = xp.permute(0, 2, 3, 1)[b, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    return torch.where(flip.to(x.device).view(B, 1, 1, 1), x.flip(3), x).contiguous()
+
+
+def cutout(x: torch.Tensor, size: int, fill: torch.Tensor, gen: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Cutout (DeVries & Taylor 2017): one ``size`` x ``size`` square per image, centred at a uniformly drawn pixel
+    and clipped at the border, set to ``fill`` (the dataset mean ``[C, 1, 1]``: their code zeroes the normalised
+    image, i.e. the mean colour in pixel space). Used by ``pgd_cutout`` (Inequality A.9).
+
+    Args:
+        x (Tensor): ``[B, C, H, W]`` in ``[0, 1]``.
+        size (int): side of the square (0: no-op).
+        fill (Tensor): ``[C, 1, 1]`` or scalar.
+        gen (torch.Generator, optional): CPU generator for the centres.
+
+    Returns:
+        Tensor shaped like ``x``.
+    """
+    if size <= 0:
+        return x
+    B, C, H, W = x.shape
+    cy = torch.randint(0, H, (B,), generator=gen).to(x.device)
+    cx = torch.randint(0, W, (B,), generator=gen).to(x.device)
+    ys = torch.arange(H, device=x.device)[None, :]
+    xs = torch.arange(W, device=x.device)[None, :]
+    in_y = (ys >= (cy[:, None] - size // 2)) & (ys < (cy[:, None] - size // 2 + size))  # [B, H]
+    in_x = (xs >= (cx[:, None] - size // 2)) & (xs < (cx[:, None] - size // 2 + size))  # [B, W]
+    mask = (in_y[:, :, None] & in_x[:, None, :])[:, None]  # [B, 1, H, W]
+    return torch.where(mask, fill.to(x), x)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The per-method loss
+# ----------------------------------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _mode(model: nn.Module, train_mode: bool):
+    was = model.training
+    model.train(train_mode)
+    try:
+        yield
+    finally:
+        model.train(was)
+
+
+def _autocast(cfg: TrainConfig, device: torch.device):
+    if not cfg.amp:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def _perturb(cfg: TrainConfig, model: nn.Module, x, y, i_star, noise, dataset_mean=None):
+    """The inner maximisation of ``cfg.method`` on the local batch (``noise``: U(0, 1) draws shaped like ``x``).
+    Returns the perturbed batch, or ``x`` for ``natural``. The model's mode is ``cfg.bn_mode`` inside."""
+    from artlib import attacks
+
+    if cfg.method == "natural":
+        return x
+    with _mode(model, cfg.bn_mode == "train"):
+        if cfg.method in _ART_METHODS:
+            return losses.art_perturb(model, x, y, cfg.eps, cfg.step_size, cfg.steps, cfg.beta,
+                                      i_star=i_star, variant=_variant(cfg),
+                                      reduce_channels=cfg.reduce_channels, space=cfg.attr_space,
+                                      with_ce=cfg.method == "art_pgd", noise=noise, impl=cfg.impl)
+        if cfg.method in _IG_METHODS:
+            return losses.ig_perturb(model, x, y, cfg.eps, cfg.step_size, cfg.steps, cfg.ig_attack_steps,
+                                     objective=cfg.method, lam=cfg.lam, noise=noise)
+        # pgd / pgd_cutout: artlib.attacks.pgd (random start from the global RNG, seeded per step by the trainer)
+        return attacks.pgd(model, x, y, cfg.eps, cfg.step_size, cfg.steps, norm=cfg.norm, random_start=True,
+                           eval_mode=cfg.bn_mode == "eval")
+
+
+class _Objective(nn.Module):
+    """The outer loss as one module call, so that ``DistributedDataParallel`` sees one forward per backward."""
+
+    def __init__(self, model: nn.Module, cfg: TrainConfig):
+        super().__init__()
+        self.model, self.cfg = model, cfg
+
+    def forward(self, x, x_t, y, i_star):
+        cfg, model = self.cfg, self.model
+        nan = torch.full((x.shape[0],), float("nan"), device=x.device)
+        attr = cos = nan
+        if cfg.method in _ART_METHODS:
+            logits = model(x_t)  # L_ce through the ReLU network (Sec. 3.2)
+            ce = F.cross_entropy(logits.float(), y, reduction="none")
+            t = losses.art_terms(model, x_t, y, cfg.beta, i_star=i_star, variant=_variant(cfg), x_clean=x,
+                                 reduce_channels=cfg.reduce_channels, space=cfg.attr_space, impl=cfg.impl)
+            attr, cos = t["loss"].float(), t["cos_y"]
+            loss = ce + cfg.lam * attr
+        elif cfg.method == "ig_norm":
+            logits = model(x)  # IG-NORM: clean cross-entropy + lambda ||IG(x -> x')||_1
+            ce = F.cross_entropy(logits.float(), y, reduction="none")
+            attr = losses.ig_norm(model, x, x_t, y, cfg.ig_steps).float()
+            loss = ce + cfg.lam * attr
+        elif cfg.method == "ig_sum_norm":
+            logits = model(x_t)  # IG-SUM-NORM: adversarial cross-entropy + lambda ||IG(x -> x')||_1
+            ce = F.cross_entropy(logits.float(), y, reduction="none")
+            attr = losses.ig_norm(model, x, x_t, y, cfg.ig_steps).float()
+            loss = ce + cfg.lam * attr
+        else:  # natural (x_t is x), pgd, pgd_cutout
+            logits = model(x_t)
+            ce = F.cross_entropy(logits.float(), y, reduction="none")
+            loss = ce
+        correct = (logits.detach().argmax(1) == y).float()
+        return loss, ce.detach(), attr.detach(), cos.detach(), correct
+
+
+def _variant(cfg: TrainConfig) -> str:
+    return cfg.variant if cfg.method == "art_variant" else "art"
+
+
+def _needs_clean_i_star(cfg: TrainConfig) -> bool:
+    return cfg.method in _ART_METHODS and cfg.i_star == "clean" and _variant(cfg) in ("art", "argmin")
+
+
+def _clean_runner_up(model: nn.Module, x, y, cfg: TrainConfig) -> torch.Tensor:
+    """Algorithm 1 line 10: i* = argmax_{i != y} f(x)_i (argmin for Table 5's variant) of the clean image through
+    the ReLU network (BatchNorm in ``cfg.bn_mode``, as in the inner maximisation that uses it)."""
+    with torch.no_grad(), _mode(model, cfg.bn_mode == "train"):
+        return losses.runner_up(model(x), y, lowest=_variant(cfg) == "argmin")
+
+
+def method_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, seed: int = 0) -> dict:
+    """The training objective of ``cfg.method`` on one batch, with its random draws fixed by ``seed``: the inner
+    maximisation, then the outer loss (what one training step minimises).
+
+    Returns:
+        dict of per-sample tensors ``[B]``: ``loss`` (differentiable w.r.t. the parameters), ``ce``, ``attr`` (L_attr
+        or ||IG||_1; NaN for methods without one), ``cos`` (cos(g^y, x) at the training point, ART methods; else NaN),
+        ``correct``; ``x`` (the batch after augmentation / Cutout) and ``x_t`` (after the inner maximisation).
+
+    Example:
+        >>> out = method_loss(model, x, y, config("smoke", method="art"), seed=0)
+        >>> out["loss"].mean().backward()
+    """
+    device = x.device
+    gen = torch.Generator().manual_seed(int(seed))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        x = _augment(x, cfg.augment, gen)
+        if cfg.method == "pgd_cutout":
+            x = cutout(x, cfg.cutout, _dataset_mean(cfg, device), gen)
+        noise = torch.rand(x.shape, generator=gen).to(device)
+        with _autocast(cfg, device):
+            i_star = _clean_runner_up(model, x, y, cfg) if _needs_clean_i_star(cfg) else None
+            x_t = _perturb(cfg, model, x, y, i_star, noise)
+            loss, ce, attr, cos, correct = _Objective(model, cfg)(x, x_t, y, i_star)
+    return dict(loss=loss, ce=ce, attr=attr, cos=cos, correct=correct, x=x, x_t=x_t)
+
+
+def _dataset_mean(cfg: TrainConfig, device) -> torch.Tensor:
+    from artlib import data
+    return torch.tensor(data.DATASETS[cfg.dataset].mean, device=device).view(-1, 1, 1)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Data
+# ----------------------------------------------------------------------------------------------------------------------
+class _Data:
+    """A split as (cached tensors) or (dataset + DataLoader), iterated by index lists."""
+
+    def __init__(self, cfg: TrainConfig, split: str, subset, balance: bool, cache: bool):
+        from artlib import data
+        self.ds = data.load_dataset(cfg.dataset, split, root=cfg.data_root, subset=subset,
+                                    balance=balance if balance else False)
+        self.cfg, self.cache = cfg, cache
+        self.n = len(self.ds)
+        if cache:
+            xs, ys = [], []
+            for i in range(self.n):
+                item = self.ds[i]
+                xs.append(item[0])
+                ys.append(int(item[1]))
+            self.X, self.Y = torch.stack(xs), torch.tensor(ys, dtype=torch.long)
+
+    def batches(self, indices: list, batch_size: int, drop_last: bool):
+        """Yield ``(x, y)`` for consecutive chunks of ``indices``."""
+        if self.cache:
+            for s in range(0, len(indices), batch_size):
+                idx = indices[s:s + batch_size]
+                if drop_last and len(idx) < batch_size:
+                    return
+                t = torch.tensor(idx, dtype=torch.long)
+                yield self.X[t], self.Y[t]
+            return
+        loader = torch.utils.data.DataLoader(self.ds, batch_size=batch_size, sampler=list(indices),
+                                             drop_last=drop_last, num_workers=self.cfg.num_workers,
+                                             pin_memory=torch.cuda.is_available())
+        for batch in loader:
+            yield batch[0], torch.as_tensor(batch[1]).long()
+
+
+def _epoch_indices(n: int, cfg: TrainConfig, epoch: int, world: int, rank: int) -> list:
+    """This process's sample order for ``epoch``: ``DistributedSampler(shuffle=True, seed=cfg.seed, drop_last=True)``
+    with ``set_epoch(epoch)`` (one process: a plain seeded permutation). Global batch ``k`` (the ``k``-th local batch
+    of every process together) is ``permutation[k*B:(k+1)*B]`` for any number of processes."""
+    from torch.utils.data.distributed import DistributedSampler
+    sampler = DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed,
+                                 drop_last=True)
+    sampler.set_epoch(epoch)
+    return list(sampler)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Model helpers
+# ----------------------------------------------------------------------------------------------------------------------
+def build_model(cfg: TrainConfig) -> nn.Module:
+    """The model of ``cfg`` (arch, dataset's classes / mean / std, pretrained weights), initialised from ``cfg.seed``
+    (the caller's RNG state is left untouched)."""
+    from artlib import data, models
+    info = data.DATASETS[cfg.dataset]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return models.build_model(cfg.arch, info.num_classes, info.mean, info.std, pretrained=cfg.pretrained)
+
+
+def load_model(path, map_location="cpu") -> nn.Module:
+    """A trained model from a run folder (its ``model.pt``, else ``last.pt``) or a checkpoint file written by
+    :func:`train`, rebuilt from the config in the checkpoint's sidecar, in eval mode.
+
+    Example:
+        >>> model = load_model(result.run_dir)
+    """
+    from artlib import checkpoints
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.pt" if (path / "model.pt").is_file() else path / "last.pt"
+    state, meta = checkpoints.load(path, map_location=map_location)
+    if not meta or not meta.get("config"):
+        raise ValueError(f"{path} has no sidecar config; load it with checkpoints.load and build the model yourself")
+    cfg = TrainConfig.from_dict(meta["config"]).replace(pretrained=None)
+    model = build_model(cfg)
+    model.load_state_dict(state["model"] if "model" in state else state)
+    return model.eval()
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Results
+# ----------------------------------------------------------------------------------------------------------------------
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes:
+        model: the trained model (eval mode, on the training device).
+        config: the :class:`TrainConfig`.
+        log: one dict per finished epoch (``epoch``, ``step``, ``lr``, ``train_loss``, ``train_ce``, ``train_attr``,
+            ``train_cos``, ``train_acc``, ``test_loss``, ``test_acc``, ``test_attr``, ``test_cos``, ``test_adv_acc``,
+            ``time_s``).
+        steps: one dict per optimiser step (``step``, ``epoch``, ``loss``, ``ce``, ``attr``, ``acc``).
+        run_dir: the run folder (``config.yaml``, ``last.pt``, ``model.pt``, ``log.csv``, ``log.json``,
+            ``steps.csv``).
+        checkpoint: ``last.pt``; ``model_path``: ``model.pt`` (weights + sidecar with config and final metrics).
+        resumed_from: the global step the run resumed from (None for a fresh start).
+        completed: all ``epochs`` done (False when stopped by ``max_steps``).
+    """
+
+    model: nn.Module
+    config: TrainConfig
+    log: list
+    steps: list
+    run_dir: Path
+    checkpoint: Path
+    model_path: Optional[Path]
+    resumed_from: Optional[int]
+    completed: bool
+
+    def log_frame(self):
+        """The epoch log as a pandas DataFrame."""
+        import pandas as pd
+        return pd.DataFrame(self.log)
+
+    def steps_frame(self):
+        """The step log as a pandas DataFrame."""
+        import pandas as pd
+        return pd.DataFrame(self.steps)
+
+
+def _write_csv(path: Path, rows: list) -> None:
+    if not rows:
+        return
+    keys = list(rows[0])
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def _finite(v: float) -> Optional[float]:
+    return None if v is None or not math.isfinite(v) else float(v)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Distributed helpers
+# ----------------------------------------------------------------------------------------------------------------------
+def _dist_env():
+    """(world, rank, local_rank, we_initialised) from torchrun's environment; initialises the process group."""
+    import torch.distributed as dist
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 1, 0, 0, False
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if dist.is_initialized():
+        return dist.get_world_size(), dist.get_rank(), local, False
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend=backend)
+    return dist.get_world_size(), dist.get_rank(), local, True
+
+
+def _all_sum(values: list, device, world: int) -> list:
+    if world == 1:
+        return values
+    import torch.distributed as dist
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def _device(cfg: TrainConfig, local_rank: int) -> torch.device:
+    if cfg.device == "auto":
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {cfg.device!r} requested but CUDA is not available; use device='cpu' or 'auto'")
+    if cfg.device == "cuda":
+        return torch.device(f"cuda:{local_rank}")
+    return torch.device(cfg.device)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Evaluation
+# ----------------------------------------------------------------------------------------------------------------------
+def _evaluate(cfg: TrainConfig, model: nn.Module, test: "_Data", device) -> dict:
+    """Test loss / accuracy (ReLU network, eval mode), mean L_attr and mean cos(g^y, x) on the first
+    ``eval_attr_max`` test images (softplus network, i* from the clean logits), robust accuracy under l-inf (l2 for
+    ``norm="l2"``) PGD-``eval_adv_steps`` at ``eps`` (step eps/4, seeded start)."""
+    from artlib import attacks
+    out = dict(test_loss=0.0, test_acc=0.0, test_attr=0.0, test_cos=0.0, test_adv_acc=0.0)
+    n = n_attr = 0
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    with _mode(model, False), _autocast(cfg, device):
+        for x, y in test.batches(list(range(test.n)), max(cfg.batch_size, 64), drop_last=False):
+            x = x.to(device).contiguous(memory_format=fmt)
+            y = y.to(device)
+            with torch.no_grad():
+                logits = model(x).float()
+            out["test_loss"] += F.cross_entropy(logits, y, reduction="sum").item()
+            out["test_acc"] += (logits.argmax(1) == y).sum().item()
+            m = min(x.shape[0], cfg.eval_attr_max - n_attr)
+            if m > 0:
+                with torch.enable_grad():
+                    t = losses.art_terms(model, x[:m], y[:m], cfg.beta, i_star=losses.runner_up(logits[:m], y[:m]),
+                                         reduce_channels=cfg.reduce_channels, space=cfg.attr_space,
+                                         create_graph=False, impl=cfg.impl)
+                out["test_attr"] += t["loss"].detach().float().sum().item()
+                out["test_cos"] += t["cos_y"].float().sum().item()
+                n_attr += m
+            if cfg.eval_adv_steps > 0:
+                x_adv = attacks.pgd(model, x, y, cfg.eps, cfg.eps / 4, cfg.eval_adv_steps, norm=cfg.norm,
+                                    seed=cfg.seed)
+                with torch.no_grad():
+                    out["test_adv_acc"] += (model(x_adv).argmax(1) == y).sum().item()
+            n += x.shape[0]
+    for k in ("test_loss", "test_acc", "test_adv_acc"):
+        out[k] /= max(n, 1)
+    for k in ("test_attr", "test_cos"):
+        out[k] = out[k] / n_attr if n_attr else float("nan")
+    if cfg.eval_adv_steps == 0:
+        out["test_adv_acc"] = float("nan")
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The loop
+# ----------------------------------------------------------------------------------------------------------------------
+_ACC_KEYS = ("loss", "ce", "attr", "cos", "correct", "n", "n_attr")
+
+
+def _step_seed(cfg: TrainConfig, step: int, salt: int = 0) -> int:
+    return (cfg.seed * 1_000_003 + step * 7_919 + salt * 104_729) % (2 ** 62)
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Train ``cfg.model`` with ``cfg.method`` (see the module docstring), resuming from ``<run_dir>/last.pt`` when
+    it exists and ``cfg.resume`` is True.
+
+    Inside, the global torch RNG is seeded per step (the caller's RNG state is restored on return); the model is
+    built from ``cfg.seed``. Under ``torchrun`` the process group is set up from the environment.
+
+    Args:
+        cfg (TrainConfig): from :func:`config` or :meth:`TrainConfig.load`.
+
+    Returns:
+        TrainResult: model, logs, paths.
+
+    Raises:
+        NonFiniteLossError: the loss became NaN / inf (message: epoch, step, last checkpoint).
+        ValueError: invalid configuration, or a checkpoint in ``run_dir`` from a different configuration.
+
+    Example:
+        >>> result = train(config("smoke", method="pgd", eps=4/255))
+        >>> result.log[-1]["test_acc"], result.run_dir
+    """
+    if not isinstance(cfg, TrainConfig):
+        raise ValueError(f"train() needs a TrainConfig (see artlib.train.config), got {type(cfg).__name__}")
+    cfg.validate()
+    world, rank, local_rank, own_group = _dist_env()
+    device = _device(cfg, local_rank)
+    devices = [device.index or 0] if device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            return _Run(cfg, world, rank, device).run()
+    finally:
+        if own_group:
+            import torch.distributed as dist
+            dist.destroy_process_group()
+
+
+class _Run:
+    def __init__(self, cfg: TrainConfig, world: int, rank: int, device: torch.device):
+        self.cfg, self.world, self.rank, self.device = cfg, world, rank, device
+        if cfg.batch_size % world:
+            raise ValueError(f"batch_size {cfg.batch_size} (global) must be divisible by the {world} processes")
+        self.local_bs = cfg.batch_size // world
+        self.run_dir = cfg.run_dir()
+        self.ckpt = self.run_dir / "last.pt"
+        self.model_path = self.run_dir / "model.pt"
+        self.fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+
+    # -- checkpointing ------------------------------------------------------------------------------------------------
+    def _save(self, epoch: int, batch: int, acc: dict, done: bool) -> None:
+        if self.rank != 0:
+            return
+        from artlib import checkpoints
+        state = {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(), "epoch": epoch,
+                 "batch": batch, "global_step": self.step, "acc": dict(acc), "log": self.log,
+                 "steps": self.steps, "done": done, "fingerprint": self.cfg.fingerprint()}
+        metrics = {"epoch": epoch, "batch": batch, "global_step": self.step, "done": done}
+        if self.log:
+            metrics.update({k: v for k, v in self.log[-1].items() if isinstance(v, (int, float))})
+        checkpoints.save(self.ckpt, state, config=self.cfg.to_dict(), metrics=metrics)
+        self.last_saved = (epoch, batch, self.step)
+
+    def _load(self):
+        from artlib import checkpoints
+        state, meta = checkpoints.load(self.ckpt, map_location="cpu")
+        saved = TrainConfig.from_dict(meta["config"]).trajectory_dict() if meta and meta.get("config") else None
+        mine = self.cfg.trajectory_dict()
+        if saved is not None and saved != mine:
+            diff = sorted(k for k in mine if saved.get(k) != mine.get(k))
+            raise ValueError(f"{self.ckpt} was written by a different configuration (fields {diff} differ); use "
+                             f"another run_name / out_dir, or resume=False to start over")
+        return state
+
+    # -- main ---------------------------------------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        cfg = self.cfg
+        from tqdm import tqdm  # text bars: readable in logs, terminals and stored notebook outputs alike
+
+        self.train_data = _Data(cfg, "train", cfg.train_subset, cfg.balance, cfg.cache)
+        self.test_data = _Data(cfg, "test", cfg.test_subset, False, cfg.cache) if cfg.eval_every else None
+        if self.train_data.n < cfg.batch_size:
+            raise ValueError(f"batch_size {cfg.batch_size} is larger than the {self.train_data.n} training images")
+        self.model = build_model(cfg).to(self.device, memory_format=self.fmt)
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                   nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay)
+        self.step, self.log, self.steps = 0, [], []
+        start_epoch, start_batch, acc = 0, 0, dict.fromkeys(_ACC_KEYS, 0.0)
+        resumed_from, self.last_saved = None, None
+        if cfg.resume and self.ckpt.is_file():
+            state = self._load()
+            self.model.load_state_dict(state["model"])
+            self.opt.load_state_dict(state["optimizer"])
+            self.step, self.log, self.steps = state["global_step"], list(state["log"]), list(state["steps"])
+            start_epoch, start_batch, acc = state["epoch"], state["batch"], dict(state["acc"])
+            resumed_from = self.step
+            self.last_saved = (start_epoch, start_batch, self.step)
+        elif not cfg.resume and self.rank == 0:
+            for stale in ("last.pt", "last.pt.json", "model.pt", "model.pt.json"):
+                (self.run_dir / stale).unlink(missing_ok=True)
+        if self.rank == 0:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            cfg.save(self.run_dir / "config.yaml")
+
+        net = self.model
+        objective = _Objective(self.model, cfg)
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+            objective = DDP(objective, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        mean = _dataset_mean(cfg, self.device)
+        n_batches = len(_epoch_indices(self.train_data.n, cfg, 0, self.world, self.rank)) // self.local_bs
+        stopped = False
+        for epoch in range(start_epoch, cfg.epochs):
+            lr = lr_at(cfg, epoch)
+            for group in self.opt.param_groups:
+                group["lr"] = lr
+            first = start_batch if epoch == start_epoch else 0
+            if epoch != start_epoch:
+                acc = dict.fromkeys(_ACC_KEYS, 0.0)
+            order = _epoch_indices(self.train_data.n, cfg, epoch, self.world, self.rank)
+            order = order[first * self.local_bs:]
+            t0 = time.time()
+            bar = tqdm(total=n_batches, initial=first, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                       disable=not cfg.progress or self.rank != 0, leave=True, dynamic_ncols=True)
+            self.model.train()
+            for k, (x, y) in enumerate(self.train_data.batches(order, self.local_bs, drop_last=True), start=first):
+                if cfg.max_steps is not None and self.step >= cfg.max_steps:
+                    stopped = True
+                    break
+                x = x.to(self.device, non_blocking=True)
+                y = y.to(self.device, non_blocking=True)
+                stats = self._train_step(net, objective, x, y, mean, epoch, k)
+                for key, v in stats.items():
+                    acc[key] += v
+                self.step += 1
+                row = dict(step=self.step, epoch=epoch + 1, loss=stats["loss"] / stats["n"],
+                           ce=stats["ce"] / stats["n"],
+                           attr=stats["attr"] / stats["n_attr"] if stats["n_attr"] else float("nan"),
+                           acc=stats["correct"] / stats["n"])
+                self.steps.append(row)
+                bar.update(1)
+                bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['acc']:.2f}")
+                if self.step % cfg.checkpoint_every == 0:
+                    self._save(epoch, k + 1, acc, done=False)
+            bar.close()
+            if stopped:
+                break
+            self.log.append(self._epoch_row(epoch, lr, acc, time.time() - t0))
+            self._save(epoch + 1, 0, dict.fromkeys(_ACC_KEYS, 0.0), done=epoch + 1 >= cfg.epochs)
+            self._write_logs()
+        completed = not stopped and (len(self.log) >= cfg.epochs or start_epoch >= cfg.epochs)
+        if stopped and (self.last_saved is None or self.last_saved[2] != self.step):
+            self._save(epoch, k, acc, done=False)  # noqa: F821 - the loop ran at least once when stopped
+        if self.rank == 0:
+            self._write_logs()
+            if completed:
+                from artlib import checkpoints
+                metrics = {k: v for k, v in (self.log[-1] if self.log else {}).items() if isinstance(v, (int, float))}
+                checkpoints.save(self.model_path, {"model": self.model.state_dict()}, config=cfg.to_dict(),
+                                 metrics=metrics)
+        if self.world > 1:
+            import torch.distributed as dist
+            dist.barrier()
+        self.model.eval()
+        return TrainResult(model=self.model, config=cfg, log=self.log, steps=self.steps, run_dir=self.run_dir,
+                           checkpoint=self.ckpt, model_path=self.model_path if completed else None,
+                           resumed_from=resumed_from, completed=completed)
+
+    def _train_step(self, net, objective, x, y, mean, epoch, k) -> dict:
+        cfg, device = self.cfg, self.device
+        B = self.local_bs * self.world
+        # Global-batch random draws (same on every process), then this process's share: local sample j of rank r
+        # is global position r + world * j (DistributedSampler interleaving).
+        torch.manual_seed(_step_seed(cfg, self.step, 1 + self.rank))
+        gen = torch.Generator().manual_seed(_step_seed(cfg, self.step))
+        sl = slice(self.rank, None, self.world)
+        x = x.contiguous(memory_format=self.fmt)
+        if cfg.augment != "none":
+            x = _augment_shard(x, cfg.augment, gen, B, sl)
+        if cfg.method == "pgd_cutout":
+            x = _cutout_shard(x, cfg.cutout, mean, gen, B, sl)
+        noise = torch.rand((B,) + tuple(x.shape[1:]), generator=gen)[sl].to(device)
+        with _autocast(cfg, device):
+            i_star = None
+            if _needs_clean_i_star(cfg):
+                i_star = _clean_runner_up(net, x, y, cfg)
+            x_t = _perturb(cfg, net, x, y, i_star, noise)
+            self.model.train()
+            loss_ps, ce, attr, cos, correct = objective(x, x_t.contiguous(memory_format=self.fmt), y, i_star)
+            loss = loss_ps.float().mean()
+        finite_attr = torch.isfinite(attr)
+        local = [0.0 if bool(torch.isfinite(loss)) else 1.0, loss_ps.detach().float().sum().item(), ce.sum().item(),
+                 attr[finite_attr].sum().item(), cos[torch.isfinite(cos)].sum().item(), correct.sum().item(),
+                 float(x.shape[0]), float(finite_attr.sum().item())]
+        summed = _all_sum(local, device, self.world)  # one all-reduce: the NaN flag and the step's statistics
+        if summed[0]:
+            where = ("no checkpoint was written yet" if self.last_saved is None else
+                     f"the last good checkpoint is {self.ckpt} (epoch {self.last_saved[0] + 1}, "
+                     f"batch {self.last_saved[1]}, step {self.last_saved[2]})")
+            raise NonFiniteLossError(
+                f"non-finite training loss ({loss.item()}) at epoch {epoch + 1}, batch {k + 1} (global step "
+                f"{self.step + 1}) of method {cfg.method!r}; training stopped before the optimiser step and {where}. "
+                f"Lower lr (now {lr_at(cfg, epoch):g}) or check the data / model")
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return dict(zip(_ACC_KEYS, summed[1:]))
+
+    def _epoch_row(self, epoch: int, lr: float, acc: dict, seconds: float) -> dict:
+        cfg = self.cfg
+        a = acc  # sums over all processes (each step's statistics are all-reduced)
+        n, na = max(a["n"], 1.0), a["n_attr"]
+        row = dict(epoch=epoch + 1, step=self.step, lr=lr, train_loss=a["loss"] / n, train_ce=a["ce"] / n,
+                   train_attr=a["attr"] / na if na else float("nan"),
+                   train_cos=a["cos"] / na if na and cfg.method in _ART_METHODS else float("nan"),
+                   train_acc=a["correct"] / n)
+        test = dict(test_loss=float("nan"), test_acc=float("nan"), test_attr=float("nan"), test_cos=float("nan"),
+                    test_adv_acc=float("nan"))
+        if self.test_data is not None and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs):
+            if self.rank == 0:
+                test = _evaluate(cfg, self.model, self.test_data, self.device)
+            if self.world > 1:
+                import torch.distributed as dist
+                box = [test]
+                dist.broadcast_object_list(box, src=0)
+                test = box[0]
+        row.update(test)
+        row["time_s"] = seconds
+        return row
+
+    def _write_logs(self) -> None:
+        if self.rank != 0:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        _write_csv(self.run_dir / "log.csv", self.log)
+        _write_json(self.run_dir / "log.json", [{k: (_finite(v) if isinstance(v, float) else v) for k, v in r.items()}
+                                                for r in self.log])
+        _write_csv(self.run_dir / "steps.csv", self.steps)
+
+
+def _augment_shard(x, mode, gen, B, sl):
+    """Augment this process's share ``x`` with draws made for the whole global batch of ``B``."""
+    full = torch.zeros((B,) + tuple(x.shape[1:]), dtype=x.dtype, device=x.device)
+    full[sl] = x
+    return _augment(full, mode, gen)[sl]
+
+
+def _cutout_shard(x, size, fill, gen, B, sl):
+    full = torch.zeros((B,) + tuple(x.shape[1:]), dtype=x.dtype, device=x.device)
+    full[sl] = x
+    return cutout(full, size, fill, gen)[sl]
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m artlib.train",
+        description="Train a model with one of artlib's methods (natural, PGD, ART, RAR, ...); resumable; DDP under "
+                    "torchrun.",
+        epilog="Numbers may be fractions (--eps 8/255); lists are YAML (--lr-milestones [50,80]). Re-running the same "
+               "command resumes from <out_dir>/<run_name>/last.pt.")
+    p.add_argument("--config", help="YAML / JSON config file (command-line options override it)")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
+    for f in fields(TrainConfig):
+        p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None, metavar="V",
+                       help=f"default: profile value / {f.default if f.default is not dataclasses.MISSING else []!r}")
+    return p
+
+
+def main(argv=None) -> int:
+    """Command-line entry: ``python -m artlib.train [--config FILE] [--profile P] [--dataset D] [--method M]
+    [--FIELD VALUE ...]`` (wire it as ``python -m artlib train``). Returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        given = {k: v for k, v in vars(args).items() if v is not None and k not in ("config", "print_config")}
+        if args.config:
+            import yaml
+            from_file = yaml.safe_load(Path(args.config).read_text()) or {}
+            if not isinstance(from_file, dict):
+                raise ValueError(f"{args.config} does not hold a mapping of config fields")
+            given = {**from_file, **given}
+        given = {k: _coerce(k, v) for k, v in given.items()}
+        profile = given.pop("profile", "smoke")
+        dataset = given.pop("dataset", "cifar10")
+        method = given.pop("method", "art")
+        cfg = config(profile, dataset, method, **given)
+        if args.print_config:
+            import yaml
+            print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+            return 0
+        result = train(cfg)
+    except (ValueError, FileNotFoundError, NonFiniteLossError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if int(os.environ.get("RANK", "0")) == 0:
+        last = result.log[-1] if result.log else {}
+        summary = ", ".join(f"{k} {last[k]:.4f}" for k in ("train_loss", "test_acc", "test_cos")
+                            if isinstance(last.get(k), float) and math.isfinite(last[k]))
+        state = "completed" if result.completed else "stopped (max_steps)"
+        print(f"{state}: {result.run_dir} (step {result.steps[-1]['step'] if result.steps else 0}; {summary})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

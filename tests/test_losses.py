@@ -1,0 +1,316 @@
+"""artlib.losses: ART's L_attr (Eq. 5) against a per-sample transcription of the equation, the fast path against the
+reference path (values and first / second derivatives, float64), the fused softplus against nn.Softplus, second-order
+terms reaching the parameters, the inner maximisation's eps-ball / [0, 1] contract, RAR's IG regularisers
+(completeness), model-state hygiene and bad input."""
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from artlib import losses, models
+
+# One thread: these are many small ops, and on a shared 2-core machine a 2-thread OpenMP pool waits on a busy core
+# at every op (this file takes ~3 s with 1 thread and ~50 s with 2 under a load of 4).
+torch.set_num_threads(1)
+
+
+class TinyNet(nn.Module):
+    """conv(3->4) - ReLU - conv(4->4, stride 2) - ReLU - flatten - linear(->5): small enough for exact float64 checks."""
+
+    def __init__(self, hw=6):
+        super().__init__()
+        self.c1, self.r1 = nn.Conv2d(3, 4, 3, padding=1), nn.ReLU()
+        self.c2, self.r2 = nn.Conv2d(4, 4, 3, stride=2, padding=1), nn.ReLU()
+        self.fc = nn.Linear(4 * ((hw + 1) // 2) ** 2, 5)
+
+    def forward(self, x):
+        return self.fc(self.r2(self.c2(self.r1(self.c1(x)))).flatten(1))
+
+
+@pytest.fixture
+def tiny():
+    torch.manual_seed(0)
+    model = TinyNet().double()
+    x = torch.rand(6, 3, 6, 6, dtype=torch.float64)
+    y = torch.tensor([0, 1, 2, 3, 4, 0])
+    return model, x, y
+
+
+def _eq5_transcription(model, x, y, beta):
+    """ART Eq. 5 written out per sample, with nothing shared: softplus network, i* = argmax_{i != y} f(x)_i,
+    g = d f(x)_c / dx, d(g, x) = 1 - g.x / (|g| |x|), L = log(1 + exp(-(d(g^i*, x) - d(g^y, x))))."""
+    out = []
+    with models.softplus_relu(model, beta):
+        for b in range(x.shape[0]):
+            xb = x[b:b + 1].clone().requires_grad_(True)
+            logits = model(xb)[0]
+            others = [i for i in range(logits.shape[0]) if i != int(y[b])]
+            i_star = max(others, key=lambda i: float(logits[i].detach()))
+            g_y, = torch.autograd.grad(logits[int(y[b])], xb, retain_graph=True)
+            g_i, = torch.autograd.grad(logits[i_star], xb)
+            xd = xb.detach()
+            d = lambda g: 1 - float((g * xd).sum()) / (float(g.norm()) * float(xd.norm()))  # noqa: E731
+            out.append(math.log(1 + math.exp(-(d(g_i) - d(g_y)))))
+    return torch.tensor(out, dtype=torch.float64)
+
+
+def _grads(model, x, y, **kw):
+    """(loss [B], d sum(loss) / dx, d sum(loss) / d params) of art_loss."""
+    x = x.clone().requires_grad_(True)
+    loss = losses.art_loss(model, x, y, **kw)
+    gx, *gp = torch.autograd.grad(loss.sum(), [x] + list(model.parameters()), allow_unused=True)
+    gp = [torch.zeros_like(p) if g is None else g for p, g in zip(model.parameters(), gp)]
+    return loss.detach(), gx, gp
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Eq. 5
+# ----------------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("impl", ["fast", "reference"])
+def test_art_loss_equals_direct_transcription_of_eq5(tiny, impl):
+    model, x, y = tiny
+    ref = _eq5_transcription(model, x, y, beta=50.0)
+    got = losses.art_loss(model, x, y, beta=50.0, impl=impl)
+    assert got.shape == (6,)
+    assert torch.allclose(got.detach(), ref, rtol=0, atol=1e-12), (got, ref)
+    assert not torch.allclose(ref, torch.full_like(ref, math.log(2)))  # the distances do differ
+
+
+def test_art_loss_with_given_i_star_and_perturbed_image_in_cosine(tiny):
+    model, x, y = tiny
+    i_star = (y + 2) % 5
+    loss = losses.art_loss(model, x, y, i_star=i_star, impl="reference").detach()
+    with models.softplus_relu(model, 50.0):
+        xr = x.clone().requires_grad_(True)
+        logits = model(xr)
+        g_y, = torch.autograd.grad(logits.gather(1, y[:, None]).sum(), xr, retain_graph=True)
+        g_i, = torch.autograd.grad(logits.gather(1, i_star[:, None]).sum(), xr)
+    d = lambda g: 1 - F.cosine_similarity(g.flatten(1), x.flatten(1), dim=1, eps=0)  # noqa: E731
+    assert torch.allclose(loss, F.softplus(d(g_y) - d(g_i)).detach(), atol=1e-12)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(variant="argmin"), dict(variant="eq4_cos"), dict(variant="eq4_l2"),
+                                dict(variant="eq2"), dict(reduce_channels="mean"), dict(reduce_channels="abs_mean"),
+                                dict(space="normalized"), dict(beta=5.0)])
+def test_fast_path_equals_reference_values_and_derivatives(kw):
+    """impl='fast' (fused softplus, batched VJP) == impl='reference' (nn.Softplus, two backward passes) in float64:
+    the loss, its input gradient (inner maximisation) and its parameter gradients (outer loss, double backprop)."""
+    torch.manual_seed(1)
+    model = models.build_model("small-cnn", 10, mean=(0.49, 0.48, 0.45), std=(0.25, 0.24, 0.26)).double()
+    x = torch.rand(4, 3, 12, 12, dtype=torch.float64)
+    y = torch.tensor([0, 3, 7, 9])
+    if kw.get("variant") == "eq2":
+        kw = dict(kw, x_clean=(x + 0.01).clamp(0, 1))
+    a = _grads(model, x, y, impl="reference", **kw)
+    b = _grads(model, x, y, impl="fast", **kw)
+    assert torch.allclose(a[0], b[0], rtol=1e-12, atol=1e-14)
+    assert torch.allclose(a[1], b[1], rtol=1e-9, atol=1e-14 * a[1].abs().max())
+    for ga, gb in zip(a[2], b[2]):
+        assert torch.allclose(ga, gb, rtol=1e-9, atol=1e-12 * max(1.0, float(ga.abs().max())))
+    assert sum(float(g.abs().sum()) for g in a[2]) > 0
+
+
+def test_variants_match_their_equations(tiny):
+    model, x, y = tiny
+    with models.softplus_relu(model, 50.0):
+        xr = x.clone().requires_grad_(True)
+        logits = model(xr)
+        g_y, = torch.autograd.grad(logits.gather(1, y[:, None]).sum(), xr)
+        xc = (x * 0.9).requires_grad_(True)
+        g_c, = torch.autograd.grad(model(xc).gather(1, y[:, None]).sum(), xc)
+    cos = F.cosine_similarity(g_y.flatten(1), x.flatten(1), dim=1, eps=0)
+    v = lambda **k: losses.art_loss(model, x, y, **k).detach()  # noqa: E731
+    assert torch.allclose(v(variant="eq4_cos"), 1 - cos, atol=1e-12)
+    assert torch.allclose(v(variant="eq4_l2"), (g_y - x).flatten(1).norm(dim=1), atol=1e-12)
+    assert torch.allclose(v(variant="eq2", x_clean=x * 0.9), (g_y - g_c).flatten(1).norm(dim=1), atol=1e-12)
+    lowest = losses.runner_up(logits, y, lowest=True)
+    assert torch.allclose(v(variant="argmin"), v(i_star=lowest), atol=1e-14)
+    assert not torch.allclose(v(variant="argmin"), v())
+
+
+def test_art_terms_reports_cos_and_i_star(tiny):
+    model, x, y = tiny
+    t = losses.art_terms(model, x, y)
+    assert set(t) == {"loss", "logits", "cos_y", "i_star"}
+    assert t["cos_y"].shape == (6,) and not t["cos_y"].requires_grad
+    assert bool((t["i_star"] != y).all()) and bool((t["cos_y"].abs() <= 1).all())
+    assert torch.equal(t["i_star"], losses.runner_up(t["logits"], y))
+
+
+def test_runner_up_excludes_the_label():
+    logits = torch.tensor([[5.0, 4.0, 1.0], [0.0, 9.0, 3.0], [2.0, 2.5, 3.0]])
+    y = torch.tensor([0, 1, 2])
+    assert losses.runner_up(logits, y).tolist() == [1, 2, 1]
+    assert losses.runner_up(logits, y, lowest=True).tolist() == [2, 0, 0]
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Fused softplus
+# ----------------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("beta", [50.0, 3.0])
+def test_fused_softplus_matches_nn_softplus_to_second_order(beta):
+    x = torch.cat([torch.linspace(-2, 2, 301), torch.tensor([0.0, 0.399, 0.4, 0.401, 30.0, -30.0])]).double()
+    x = x.requires_grad_(True)
+    outs = []
+    for f in (lambda t: F.softplus(t, beta, 20.0), lambda t: losses.softplus_beta(t, beta, 20.0)):
+        y = f(x)
+        g, = torch.autograd.grad((y * torch.cos(x)).sum(), x, create_graph=True)
+        h, = torch.autograd.grad((g ** 2).sum(), x)
+        outs.append((y.detach(), g.detach(), h))
+    for a, b in zip(*outs):
+        assert torch.allclose(a, b, rtol=1e-12, atol=1e-15)
+    assert outs[0][2].abs().max() > 0
+
+
+def test_fused_softplus_inside_batched_vjp():
+    """torch.autograd.grad(is_grads_batched=True) through the fused softplus keeps the double-backward graph."""
+    torch.manual_seed(0)
+    x = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
+    W = torch.randn(5, 4, dtype=torch.float64, requires_grad=True)
+    res = []
+    for act in (lambda t: F.softplus(t, 5.0), lambda t: losses.softplus_beta(t, 5.0)):
+        for batched in (False, True):
+            h = act(x) @ W
+            gs = losses.input_gradients(h, x, [torch.tensor([0, 1, 2]), torch.tensor([3, 3, 3])], batched=batched)
+            res.append(torch.autograd.grad(sum((g ** 2).sum() for g in gs), [x, W]))
+    for r in res[1:]:
+        assert all(torch.allclose(a, b, rtol=1e-12) for a, b in zip(res[0], r))
+
+
+def test_fast_softplus_context_swaps_and_restores():
+    model = models.build_model("small-cnn", 10)
+    relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
+    with losses.fast_softplus(model, 50.0):
+        assert not any(isinstance(m, nn.ReLU) for m in model.modules())
+        assert sum(isinstance(m, losses.SoftplusBeta) for m in model.modules()) == len(relus)
+    assert [m for m in model.modules() if isinstance(m, nn.ReLU)] == relus
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Second-order terms and hygiene
+# ----------------------------------------------------------------------------------------------------------------------
+def test_gradients_reach_parameters_through_the_input_gradients(tiny):
+    """L_attr depends on the parameters only through g = d f / d x: its parameter gradient is a second-order term.
+    With softplus the input-gradient's own curvature d g / d x is non-zero; with ReLU it vanishes."""
+    model, x, y = tiny
+    loss, gx, gp = _grads(model, x, y)
+    assert all(float(g.abs().sum()) > 0 for g in gp[:-1])          # every weight except the last bias
+    assert float(gp[-1].abs().sum()) == 0                           # f_y - f_i* gradients do not see fc.bias
+    xr = x.clone().requires_grad_(True)
+    curv = {}
+    for name, ctx in (("softplus", models.softplus_relu(model, 50.0)), ("relu", torch.enable_grad())):
+        with ctx:
+            g, = torch.autograd.grad(model(xr)[:, 0].sum(), xr, create_graph=True)
+            hv, = torch.autograd.grad((g * torch.ones_like(g)).sum(), xr, allow_unused=True)
+        curv[name] = 0.0 if hv is None else float(hv.abs().sum())
+    assert curv["softplus"] > 1e-6 and curv["relu"] == 0.0
+
+
+def test_model_state_is_left_as_found():
+    model = models.build_model("resnet18", 10)
+    model.eval()
+    flags = [p.requires_grad for p in model.parameters()]
+    relus = sum(isinstance(m, nn.ReLU) for m in model.modules())
+    x, y = torch.rand(2, 3, 16, 16), torch.tensor([1, 2])
+    losses.art_loss(model, x, y)
+    losses.art_perturb(model, x, y, steps=1)
+    assert not model.training and all(not m.training for m in model.modules())
+    assert [p.requires_grad for p in model.parameters()] == flags
+    assert sum(isinstance(m, nn.ReLU) for m in model.modules()) == relus
+    assert not x.requires_grad
+
+
+def test_eval_mode_losses_are_per_sample():
+    """In eval mode (no batch statistics) a sample's L_attr does not depend on the rest of the batch."""
+    torch.manual_seed(0)
+    model = models.build_model("resnet18", 10).eval()
+    x, y = torch.rand(4, 3, 16, 16), torch.tensor([1, 2, 3, 4])
+    assert torch.allclose(losses.art_loss(model, x, y)[:2], losses.art_loss(model, x[:2], y[:2]), atol=1e-5)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Inner maximisation
+# ----------------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("with_ce", [False, True])
+def test_art_perturb_stays_in_the_ball_and_raises_the_loss(with_ce):
+    torch.manual_seed(0)
+    model = models.build_model("small-cnn", 10)
+    x = torch.rand(8, 3, 16, 16)
+    x[:, :, :2] = 0.0
+    x[:, :, -2:] = 1.0          # pixels at the [0, 1] borders
+    y = torch.arange(8) % 10
+    eps = 8 / 255
+    noise = torch.rand(x.shape, generator=torch.Generator().manual_seed(3))
+    start = (x + (2 * noise - 1) * eps).clamp(0, 1)
+    x_t = losses.art_perturb(model, x, y, eps=eps, step_size=1.5 / 255, steps=3, noise=noise, with_ce=with_ce)
+    assert x_t.shape == x.shape and not x_t.requires_grad
+    assert float((x_t - x).abs().max()) <= eps + 1e-6
+    assert float(x_t.min()) >= 0 and float(x_t.max()) <= 1
+    assert float((x_t - start).abs().max()) > 1e-4       # it moved
+    assert float(losses.art_loss(model, x_t, y).detach().mean()) > float(losses.art_loss(model, start, y).detach().mean())
+    x0 = losses.art_perturb(model, x, y, eps=0.0, step_size=1.5 / 255, steps=2)
+    assert torch.equal(x0, x)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# RAR: IG-NORM / IG-SUM-NORM
+# ----------------------------------------------------------------------------------------------------------------------
+def test_integrated_gradients_path_completeness_and_norms(tiny):
+    model, x, y = tiny
+    x_end = (x + 0.05 * torch.randn_like(x)).clamp(0, 1)
+    ig = losses.integrated_gradients_path(model, x, x_end, y, steps=400, create_graph=False)
+    ce = lambda z: F.cross_entropy(model(z), y, reduction="none")  # noqa: E731
+    assert torch.allclose(ig.flatten(1).sum(1), ce(x_end) - ce(x), rtol=2e-2, atol=1e-4)
+    n = losses.ig_norm(model, x, x_end, y, steps=7)
+    ig7 = losses.integrated_gradients_path(model, x, x_end, y, steps=7)
+    assert torch.allclose(n, ig7.abs().flatten(1).sum(1))
+    assert torch.allclose(losses.ig_sum_norm(model, x, x_end, y, lam=0.3, steps=7), ce(x_end) + 0.3 * n)
+    assert float(losses.ig_norm(model, x, x, y).detach().abs().max()) == 0  # x' = x: zero path
+    n.sum().backward()
+    assert all(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in model.parameters())
+
+
+@pytest.mark.parametrize("objective", ["ig_norm", "ig_sum_norm"])
+def test_ig_perturb_stays_in_the_ball(objective):
+    torch.manual_seed(0)
+    model = models.build_model("small-cnn", 10)
+    x, y = torch.rand(4, 3, 12, 12), torch.tensor([0, 1, 2, 3])
+    x_adv = losses.ig_perturb(model, x, y, eps=4 / 255, step_size=1 / 255, steps=3, ig_steps=3, objective=objective)
+    assert float((x_adv - x).abs().max()) <= 4 / 255 + 1e-6 and 0 <= float(x_adv.min()) and float(x_adv.max()) <= 1
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Bad input
+# ----------------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kw, match", [
+    (dict(variant="eq3"), "unknown variant 'eq3'; choices: 'art'"),
+    (dict(beta=0.0), "beta must be > 0"),
+    (dict(beta=-1.0), "beta must be > 0"),
+    (dict(variant="eq2"), "needs x_clean"),
+    (dict(reduce_channels="sum"), "unknown reduce_channels 'sum'"),
+    (dict(space="lab"), "unknown space 'lab'; choices: 'pixel', 'normalized'"),
+    (dict(impl="slow"), "unknown impl 'slow'"),
+    (dict(i_star=torch.tensor([0, 1, 2, 3, 4, 0])), "must be .* different from y"),
+])
+def test_art_loss_bad_input(tiny, kw, match):
+    model, x, y = tiny
+    with pytest.raises(ValueError, match=match):
+        losses.art_loss(model, x, y, **kw)
+
+
+def test_bad_shapes_and_attack_budgets(tiny):
+    model, x, y = tiny
+    with pytest.raises(ValueError, match="x must be a \\[B, C, H, W\\]"):
+        losses.art_loss(model, x[0], y)
+    with pytest.raises(ValueError, match="y must be integer labels of shape \\[6\\]"):
+        losses.art_loss(model, x, y[:3])
+    with pytest.raises(ValueError, match="eps must be >= 0"):
+        losses.art_perturb(model, x, y, eps=-1.0)
+    with pytest.raises(ValueError, match="steps must be an int >= 0"):
+        losses.art_perturb(model, x, y, steps=-1)
+    with pytest.raises(ValueError, match="steps must be an int >= 1"):
+        losses.ig_norm(model, x, x, y, steps=0)
+    with pytest.raises(ValueError, match="unknown objective"):
+        losses.ig_perturb(model, x, y, objective="xent")
