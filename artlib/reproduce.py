@@ -29,6 +29,7 @@ class Entry:
 
 MANIFEST: tuple[Entry, ...] = (
     Entry("00_data_overview.ipynb", outputs=("data_overview.png", "data_overview.csv")),
+    Entry("02_train_art.ipynb", outputs=("train_cifar10_art.png", "train_cifar10_art.csv")),
 )
 
 
