@@ -4,7 +4,6 @@ inductive noise / occlusion masks and budgets, model-state hygiene and bad input
 import math
 import os
 from functools import partial
-from pathlib import Path
 
 import pytest
 import torch
@@ -23,12 +22,7 @@ CLASSES = (0, 1, 6, 7)   # CIFAR-10 airplane, automobile, frog, horse
 # ----------------------------------------------------------------------------------------------------------------------
 # fixtures
 # ----------------------------------------------------------------------------------------------------------------------
-def _data_root():
-    root = os.environ.get("ARTLIB_DATA")
-    if root and (Path(root) / "cifar10-jpeg").is_dir():
-        return root
-    reason = (f"real CIFAR-10 images not found (ARTLIB_DATA={root!r} has no cifar10-jpeg/); "
-              "set ARTLIB_DATA=../shared/data")
+def _skip_or_fail(reason: str):
     if os.environ.get("ARTLIB_REQUIRE_DATA") == "1":
         pytest.fail(reason)
     pytest.skip(reason)
@@ -39,10 +33,15 @@ def cifar():
     """Real CIFAR-10 images (JPEG subset) of four classes, airplane / automobile / frog / horse (labels 0-3): the
     first 300 train and 25 test images of each (a four-class task trains well above chance in seconds on a CPU)."""
     from artlib import data
-    root = _data_root()
 
     def pick(split, n):
-        ds = data.load_dataset("cifar10", split, root=root)
+        try:
+            ds = data.load_dataset("cifar10", split)          # root: $ARTLIB_DATA, else ./data
+        except data.DatasetNotFoundError as e:
+            _skip_or_fail(f"real CIFAR-10 images not found ({e}); set ARTLIB_DATA=../shared/data")
+        if len(ds) < 10 * n:
+            _skip_or_fail(f"CIFAR-10 {split} under the data root has {len(ds)} images ({ds.source}); need "
+                          f"{n} per class; set ARTLIB_DATA=../shared/data")
         idx = [i for c in CLASSES for i in [j for j, t in enumerate(ds.targets) if t == c][:n]]
         return torch.stack([ds[i][0] for i in idx]), torch.tensor([CLASSES.index(ds.targets[i]) for i in idx])
 

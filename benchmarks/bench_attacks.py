@@ -1,0 +1,205 @@
+"""Benchmark: batched ``artlib.attacks.ifia`` against the same function called image by image.
+
+IFIA (top-k attack on Integrated Gradients, ART Table 1) is the most expensive evaluation of the ART paper: every step
+of every image runs a differentiable IG (``n_steps_ig`` path images with double backprop through the Softplus model)
+plus a measured IG on the ReLU model. The reference implementations (Ghorbani et al., RAR, the ART authors' eval)
+attack one image at a time; ``ifia`` attacks a whole batch, ``batch_size`` images per pass. Targets (DESIGN.md,
+"Performance target for the attributional attack"): on CPU the batched call no slower than the image-by-image loop
+with identical results per image; on a GPU >= 30x the images/s of the loop.
+
+Each run: small-cnn (CIFAR-10 normalisation, fixed seed; the weights do not change the cost, IFIA runs a fixed number
+of steps), CIFAR-10 test images from ``$ARTLIB_DATA`` when present (else smooth synthetic 32x32 images), labels = the
+model's predictions, ART A.3.5 settings (k=100, eps=8/255, step 1/255, IG with 100 points) for ``--steps`` iterations
+(the cost per step is constant; ART runs 50). Modes: the loop (``ifia`` on one image at a time, per-sample seeds) on
+the first ``--loop-images`` images, and one batched ``ifia`` call on ``--images`` images for each ``--batch-sizes``
+entry (``auto`` = ``attacks.auto_batch_size``). After a warm-up, the modes run in turn for ``--rounds`` rounds and the
+fastest round of each is reported (the median too); on a CPU the speed-up is taken on the process's CPU time, which
+other processes sharing the cores disturb far less than wall-clock time. Results are
+compared field by field with the loop's (``x_adv``, ``intersection``, ``kendall``, ``success``, ``step``).
+
+Usage::
+
+    python benchmarks/bench_attacks.py                                    # CPU: 32 images, auto / 8 / 32 per pass
+    python benchmarks/bench_attacks.py --device cuda --images 128 --loop-images 16 --batch-sizes auto 128 --steps 5
+
+Results are written to ``benchmarks/results/attacks.md`` under a section named after the machine and setting,
+replacing an earlier section of the same name and keeping the others.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import statistics
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from artlib import attacks, models
+
+ROOT = Path(__file__).resolve().parent
+CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def load_images(n: int, seed: int = 0):
+    """First ``n`` CIFAR-10 test images (class-stratified) from ``$ARTLIB_DATA``, else smooth synthetic images."""
+    root = os.environ.get("ARTLIB_DATA")
+    if root and (Path(root) / "cifar10-jpeg").is_dir():
+        try:
+            from artlib import data
+            ds = data.load_dataset("cifar10", "test", root=root, subset=max(n, 10))
+            return torch.stack([ds[i][0] for i in range(n)]), f"CIFAR-10 test ({ds.source})"
+        except Exception as e:  # a missing loader must not stop the timing
+            print(f"(real images unavailable: {e}; using synthetic)")
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(n, 3, 8, 8, generator=g)
+    x = torch.nn.functional.interpolate(coarse, size=(32, 32), mode="bilinear", align_corners=False)
+    return (x + 0.05 * torch.randn(x.shape, generator=g)).clamp(0, 1), "synthetic smooth 32x32"
+
+
+def machine_name(device: str) -> str:
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return re.sub(r"\s+", " ", line.split(":", 1)[1]).strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def compare(a: attacks.IFIAResult, b: attacks.IFIAResult, m: int) -> str:
+    a, b = (attacks.IFIAResult(*(f[:m] for f in r)) for r in (a, b))
+    if all(torch.equal(getattr(a, f), getattr(b, f)) for f in a._fields):
+        return f"identical (all {m} compared)"
+    dx = (a.x_adv.double() - b.x_adv.double()).abs().max().item()
+    dint = (a.intersection.double() - b.intersection.double()).abs().max().item()
+    return f"differ on {m} compared: max abs dx {dx:.2e}, max abs d(intersection) {dint:.2f}"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
+    p.add_argument("--images", type=int, default=32, help="images of each batched call")
+    p.add_argument("--batch-sizes", nargs="+", default=["auto", "8", "32"],
+                   help="ifia batch_size of each batched call ('auto' = attacks.auto_batch_size)")
+    p.add_argument("--loop-images", type=int, default=None, help="images attacked one by one (default: --images)")
+    p.add_argument("--steps", type=int, default=2, help="IFIA iterations (ART: 50; the cost per step is constant)")
+    p.add_argument("--rounds", type=int, default=3, help="timed rounds of every mode (the fastest is reported)")
+    p.add_argument("--n-steps-ig", type=int, default=100)
+    p.add_argument("--k", type=int, default=100)
+    p.add_argument("--setting", default="paper", choices=["paper", "official"])
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: as configured)")
+    p.add_argument("--cudnn-benchmark", action="store_true",
+                   help="torch.backends.cudnn.benchmark=True: cuDNN times its conv algorithms per shape (GPU; the "
+                        "default heuristics pick a slow kernel for some double-backprop convolutions)")
+    p.add_argument("--out", default=str(ROOT / "results" / "attacks.md"))
+    p.add_argument("--no-write", action="store_true")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.cudnn_benchmark:
+        torch.backends.cudnn.benchmark = True
+    dev = args.device
+    n, n_loop = args.images, args.loop_images or args.images
+    sizes = [attacks.auto_batch_size(dev, args.n_steps_ig) if b == "auto" else int(b) for b in args.batch_sizes]
+
+    torch.manual_seed(0)
+    model = models.build_model("small-cnn", 10, mean=CIFAR_MEAN, std=CIFAR_STD).to(dev).eval()
+    x_all, source = load_images(max(n, n_loop))
+    x_all = x_all.to(dev)
+    with torch.no_grad():
+        y_all = model(x_all).argmax(1)
+    seeds = list(range(1000, 1000 + len(x_all)))
+    kw = dict(k=args.k, eps=8 / 255, step_size=1 / 255, steps=args.steps, n_steps_ig=args.n_steps_ig,
+              setting=args.setting)
+
+    def loop():
+        parts = [attacks.ifia(model, x_all[i:i + 1], y_all[i:i + 1], seed=[seeds[i]], batch_size=1, **kw)
+                 for i in range(n_loop)]
+        return attacks.IFIAResult(*(torch.cat(t) for t in zip(*parts)))
+
+    def batched(bs):
+        return lambda: attacks.ifia(model, x_all[:n], y_all[:n], seed=seeds[:n], batch_size=bs, **kw)
+
+    modes = [("image by image", n_loop, loop)] + \
+        [(f"batched, {bs} per pass" + (" (auto)" if a == "auto" else ""), n, batched(bs))
+         for a, bs in zip(args.batch_sizes, sizes)]
+
+    load0 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    attacks.ifia(model, x_all[:2], y_all[:2], seed=seeds[:2], **{**kw, "steps": 1})       # warm-up
+    for bs in sorted(set(sizes)) if args.cudnn_benchmark else []:                         # autotune every shape
+        batched(bs)()
+    attacks.ifia(model, x_all[:1], y_all[:1], seed=seeds[:1], batch_size=1, **kw)
+    times = {name: [] for name, _, _ in modes}      # wall-clock seconds
+    cpu = {name: [] for name, _, _ in modes}        # CPU seconds of this process (all threads)
+    results = {}
+    for r in range(args.rounds):
+        for name, _, fn in modes:
+            _sync(dev)
+            t0, c0 = time.perf_counter(), time.process_time()
+            results[name] = fn()
+            _sync(dev)
+            times[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
+        print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()),
+              flush=True)
+    load1 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+    # speed-up: wall clock on a GPU; CPU seconds on a CPU (robust to other processes sharing the cores)
+    basis = cpu if dev == "cpu" else times
+    ref_rate = n_loop / min(basis["image by image"])
+    rows = []
+    for name, count, _ in modes:
+        t, med, c = min(times[name]), statistics.median(times[name]), min(cpu[name])
+        verdict = "reference" if name == "image by image" else \
+            compare(results[name], results["image by image"], min(count, n_loop))
+        rows.append((name, count, t, med, c, count / t, (count / min(basis[name])) / ref_rate, verdict))
+    print(f"\ndevice {machine_name(dev)} ({dev}), threads {torch.get_num_threads()}, torch {torch.__version__}, "
+          f"images: {source}, setting {args.setting}, {args.steps} steps, load {load0:.2f} -> {load1:.2f}")
+    print(f"{'mode':<30}{'images':>7}{'best s':>9}{'median s':>10}{'CPU s':>9}{'images/s':>10}{'vs loop':>9}  results")
+    for r in rows:
+        print(f"{r[0]:<30}{r[1]:>7}{r[2]:>9.2f}{r[3]:>10.2f}{r[4]:>9.2f}{r[5]:>10.3f}{r[6]:>8.2f}x  {r[7]}")
+
+    if args.no_write:
+        return
+    name = f"{machine_name(dev)}, ifia setting {args.setting}" + (", cudnn.benchmark" if args.cudnn_benchmark else "")
+    cmd = " ".join(argv if argv is not None else sys.argv[1:])
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [f"## {name}", "", f"`python benchmarks/bench_attacks.py {cmd}`".replace(" `", "`"), "",
+             f"{stamp}; device `{dev}`, torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
+             f"load average {load0:.2f} -> {load1:.2f}; images: {source}; small-cnn (fixed seed); IFIA setting "
+             f"`{args.setting}`, k={args.k}, eps=8/255, step 1/255, {args.steps} steps, IG {args.n_steps_ig} points; "
+             f"fastest of {args.rounds} interleaved rounds; 'vs loop' compares images per "
+             f"{'CPU second (process time, all threads)' if dev == 'cpu' else 'wall-clock second'}.", "",
+             "| mode | images | best wall s | median wall s | best CPU s | images/s (wall) | vs loop "
+             "| results vs loop |",
+             "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r[0]} | {r[1]} | {r[2]:.2f} | {r[3]:.2f} | {r[4]:.2f} | {r[5]:.3f} | {r[6]:.2f}x | {r[7]} |"
+              for r in rows]
+    section = "\n".join(lines) + "\n"
+    out = Path(args.out)
+    text = out.read_text() if out.exists() else (
+        "# IFIA: batched vs image by image\n\nWritten by `benchmarks/bench_attacks.py` (see its docstring); one "
+        "section per machine and setting. Targets (DESIGN.md): CPU batched no slower than the loop with identical "
+        "results; GPU >= 30x the loop's images/s.\n\n")
+    pattern = re.compile(rf"^## {re.escape(name)}\n.*?(?=^## |\Z)", re.S | re.M)
+    text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else \
+        text.rstrip("\n") + "\n\n" + section
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text.rstrip("\n") + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
