@@ -1,4 +1,4 @@
-"""Command line: ``python -m artlib {data,models,reproduce} ...``.
+"""Command line: ``python -m artlib {data,models,train,reproduce} ...``.
 
 Examples::
 
@@ -6,6 +6,7 @@ Examples::
     python -m artlib data download gtsrb       # official URLs, checksums verified
     python -m artlib data fetch-samples        # the 20 exact CIFAR-10/ImageNet/MNIST test images of the foolbox wheel
     python -m artlib models convert ckpt.pt --out ckpt_plain.pt --trust-pickle
+    python -m artlib train --dataset cifar10 --method art      # also: torchrun --nproc_per_node=N -m artlib.train ...
     python -m artlib reproduce --profile smoke
 """
 from __future__ import annotations
@@ -101,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="allow unpickling the file (needs `dill`); only for files from a source you trust")
     p.set_defaults(func=_cmd_models_convert)
 
+    # `train` forwards everything after it to artlib.train.main (see main()); listed here for --help.
+    sub.add_parser("train", help="train a model (all options: python -m artlib train --help)", add_help=False)
+
     p = sub.add_parser("reproduce", help="execute the notebooks of the manifest with papermill")
     p.add_argument("--profile", choices=("smoke", "paper"), default="smoke")
     p.add_argument("--only", default=None, help="run only notebooks whose name contains this pattern")
@@ -111,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["train"]:
+        from artlib import train
+
+        return train.main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -14,10 +14,15 @@ returns per-sample values ``[B]``; the trainer (:mod:`artlib.train`) takes the b
 Speed (``impl="fast"``, the default; ``impl="reference"`` is the straightforward transcription with ``nn.Softplus``,
 kept for tests and the benchmark, see ``benchmarks/bench_train.py`` and ``benchmarks/results/train.md``):
 
-1. :class:`SoftplusBeta`, a softplus-:math:`\beta` whose backward is ``grad * sigmoid(beta x)`` built from native
-   differentiable ops, so that its double backward is one multiply and one fused ``sigmoid_backward`` kernel that
-   reuses ``sigmoid(beta x)`` (``nn.Softplus`` rebuilds ``exp`` / ``sigmoid`` through ~7 elementwise kernels there);
-2. :math:`i^*` passed in (the trainer computes it once per batch from the clean forward pass, Algorithm 1 line 10)
+1. :class:`SoftplusBeta`, a softplus-:math:`\beta` computed from vectorised ``exp`` / ``log`` (float32
+   ``F.softplus`` and ``log1p`` run ~50x slower than ``exp`` on the benchmark CPU), whose backward is
+   ``grad * sigmoid(beta x)`` built from native differentiable ops, so that its double backward is one multiply and
+   one fused ``sigmoid_backward`` kernel (``nn.Softplus`` rebuilds ``exp`` / ``sigmoid`` through ~7 elementwise
+   kernels there);
+2. on a CPU, convolutions whose input gradient is recorded as an explicit ``conv_transpose2d`` op, so that the
+   double backward uses oneDNN's weight-gradient kernel instead of ``convolution_backward``'s generic
+   double-backward formula (a convolution with batch and channels swapped);
+3. :math:`i^*` passed in (the trainer computes it once per batch from the clean forward pass, Algorithm 1 line 10)
    instead of another forward pass per call.
 
 :math:`g^y` and :math:`g^{i^*}` could also come from one batched vector-Jacobian product
@@ -35,8 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ART_VARIANTS", "REDUCE_CHANNELS", "CLAMP_BELOW", "SoftplusBeta", "softplus_beta", "fast_softplus", "smooth_model",
-           "input_gradients", "cosine_distance", "runner_up", "art_loss", "art_terms", "art_perturb",
+__all__ = ["ART_VARIANTS", "REDUCE_CHANNELS", "CLAMP_BELOW", "SoftplusBeta", "softplus_beta", "fast_softplus",
+           "smooth_model", "input_gradients", "cosine_distance", "runner_up", "art_loss", "art_terms", "art_perturb",
            "integrated_gradients_path", "ig_norm", "ig_sum_norm", "ig_perturb", "project_linf"]
 
 #: ``variant`` values of :func:`art_loss`: Eq. 5 (ART) and the objectives of ART's Table 5 (appendix A.1).
@@ -84,23 +89,25 @@ def _softplus_forward(x: torch.Tensor, beta: float, threshold: float) -> torch.T
     benchmarked on (12 ms vs 0.2-0.8 ms per million values). ``log(1 + e)`` instead of ``log1p(e)`` costs at most
     float32's rounding of ``1 + e`` (an absolute error below 6e-8 / beta, i.e. below 1.2e-9 for beta = 50); for
     ``beta |x| > 17``, ``1 + e`` rounds to 1 and the result is exactly ``relu(x)`` (``nn.Softplus`` returns ``x`` past
-    its threshold; below ``-threshold / beta`` it returns ``e / beta < 2e-9 / beta``). float64 uses ``F.softplus``
-    (exact, and fast enough there)."""
-    if x.dtype == torch.float64:
+    its threshold; below ``-threshold / beta`` it returns ``e / beta < 2e-9 / beta``). float64 and GPU tensors use
+    ``F.softplus`` (exact, and fast there: one kernel)."""
+    if x.dtype == torch.float64 or x.device.type != "cpu":
         return F.softplus(x, beta, threshold)
     e = x.abs().mul_(-beta).clamp_(min=CLAMP_BELOW).exp_()
     return torch.relu(x).add_(e.add_(1.0).log_().div_(beta))
 
 
 def _sigmoid_beta(x: torch.Tensor, beta: float, threshold: float) -> torch.Tensor:
-    """``sigmoid(beta x)`` (``beta x`` clamped below at :data:`CLAMP_BELOW`), and exactly 1 where
+    """``sigmoid(beta x)`` (on a CPU with ``beta x`` clamped below at :data:`CLAMP_BELOW`), and exactly 1 where
     ``beta x > threshold`` (``nn.Softplus``'s linear region).
 
     Built from native differentiable ops, so that the double backward is autograd's own (``sigmoid_backward``, one
     fused kernel that reuses ``s``) and works inside ``torch.autograd.grad(..., is_grads_batched=True)``. In float32 /
     bfloat16 / float16, ``sigmoid(t)`` already rounds to exactly 1 for ``t > 17``, so the mask is applied only in
     float64 (where it keeps the values identical to ``nn.Softplus``)."""
-    bx = (x * beta).clamp(min=CLAMP_BELOW)
+    bx = x * beta
+    if bx.device.type == "cpu":  # denormals are slow on x86 CPUs only
+        bx = bx.clamp(min=CLAMP_BELOW)
     s = torch.sigmoid(bx)
     if s.dtype == torch.float64:
         s = torch.where(bx > threshold, torch.ones((), dtype=s.dtype, device=s.device), s)
@@ -215,6 +222,11 @@ class _FastConv2d(nn.Module):
         return _Conv2dFn.apply(x, c.weight, c.bias, c.stride, c.padding, c.dilation, c.groups)
 
 
+def _on_cpu(model: nn.Module) -> bool:
+    p = next(model.parameters(), None)
+    return p is None or p.device.type == "cpu"
+
+
 @contextlib.contextmanager
 def _fast_convs(model: nn.Module):
     """Swap every zero-padded ``nn.Conv2d`` of ``model`` for a :class:`_FastConv2d` (restored on exit)."""
@@ -248,15 +260,16 @@ def fast_softplus(model: nn.Module, beta: float = 50.0, threshold: float = 20.0)
 @contextlib.contextmanager
 def smooth_model(model: nn.Module, beta: Optional[float] = 50.0, impl: str = "fast"):
     """The context in which ART's input gradients are taken: ReLU -> softplus-``beta`` (``impl="fast"``: the fused
-    :class:`SoftplusBeta`, and every ``nn.Conv2d`` run through a conv whose input gradient is an explicit transposed
-    convolution, for a cheaper double backward; ``"reference"``: ``nn.Softplus`` through
+    :class:`SoftplusBeta`, and, for a model on the CPU, every ``nn.Conv2d`` run through a conv whose input gradient is
+    an explicit transposed convolution, for a cheaper double backward (measured 20-25 % faster on a CPU; not applied
+    on GPUs, where it has not been measured); ``"reference"``: ``nn.Softplus`` through
     :func:`artlib.models.softplus_relu`, native convs). ``beta=None``: no activation swap (a smooth model). The
     model's modules are restored on exit; its parameters are never replaced."""
     _check_beta(beta)
     _choice("impl", impl, _IMPLS)
     from artlib import models
     with contextlib.ExitStack() as stack:
-        if impl == "fast":
+        if impl == "fast" and _on_cpu(model):
             stack.enter_context(_fast_convs(model))
             if beta is not None:
                 stack.enter_context(fast_softplus(model, beta))
@@ -540,8 +553,8 @@ def art_perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float =
     for _ in range(steps):
         x_t.requires_grad_(True)
         with torch.enable_grad():
-            t = art_terms(model, x_t, y, beta, i_star=i_star, variant=variant, x_clean=x, reduce_channels=reduce_channels,
-                          space=space, impl=impl)
+            t = art_terms(model, x_t, y, beta, i_star=i_star, variant=variant, x_clean=x,
+                          reduce_channels=reduce_channels, space=space, impl=impl)
             obj = t["loss"].sum()
             if with_ce:
                 obj = obj + F.cross_entropy(_up(t["logits"]), y, reduction="sum")

@@ -63,7 +63,7 @@ import time
 from dataclasses import dataclass, field, fields
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -118,7 +118,8 @@ class TrainConfig:
         train_subset, test_subset: None (all) or an int (class-stratified, :func:`artlib.data.subset_dataset`).
         balance: ART A.3.3 / A.3.4 class balancing (GTSRB 10,000 / Flowers 1,000 images per class, augmented).
         augment: ``"none"``, ``"flip"``, ``"crop_flip"`` (random 4-pixel-padded crop + horizontal flip), applied to
-            the batch in the trainer (deterministic, resumable).
+            the batch in the trainer (deterministic, resumable); for ``cub200``, ``crop_flip`` is the dataset
+            transform of the authors' WSOL code (random 224 crop of the 256x256 resize + flip).
         cache: load the (subset) datasets into memory once (small subsets) instead of a DataLoader.
         pretrained: a local weights file for :func:`artlib.models.build_model` (ART B.1 fine-tunes ImageNet weights).
         eval_every, eval_attr_max, eval_adv_steps: test metrics every ``eval_every`` epochs; L_attr / cos on at most
@@ -364,10 +365,10 @@ _PAPER = {
                       pgd_steps=7, pgd_step=2.5 / 255),
     # B.1 CUB-200: fine-tune an ImageNet ResNet-50 (pass pretrained=<weights file>); Natural / PGD-7: lr 0.01,
     # momentum 0.9, wd 1e-4, batch 128, 200 epochs, x0.1 every 60 epochs, PGD eps 2/255 step 0.5/255. ART: batch 90,
-    # x0.1 every 40 epochs, eps 2/255, step 1.5/255, L_attr on channel means. The random 224 crop of the resized 256
-    # image and the flip are the dataset's transform in artlib.data.
+    # x0.1 every 40 epochs, eps 2/255, step 1.5/255, L_attr on channel means. Augmentation (not in B.1): the authors'
+    # WSOL code's random 224 crop of the 256x256 resize + flip (artlib.data.box_transform(train=True)).
     "cub200": dict(arch="resnet50", batch_size=128, epochs=200, lr=0.01, weight_decay=1e-4,
-                   lr_milestones=[60, 120, 180], lr_factors=[0.1, 0.1, 0.1], augment="flip", eps=2 / 255,
+                   lr_milestones=[60, 120, 180], lr_factors=[0.1, 0.1, 0.1], augment="crop_flip", eps=2 / 255,
                    pgd_steps=7, pgd_step=0.5 / 255),
     # Inequality paper's CIFAR-10-C / ImageNet sets are evaluation-only; no training schedule.
 }
@@ -631,10 +632,11 @@ def method_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainCo
     gen = torch.Generator().manual_seed(int(seed))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
-        x = _augment(x, cfg.augment, gen)
+        if not _dataset_augments(cfg):
+            x = _augment(x, cfg.augment, gen)
         if cfg.method == "pgd_cutout":
             x = cutout(x, cfg.cutout, _dataset_mean(cfg, device), gen)
-        noise = torch.rand(x.shape, generator=gen).to(device)
+        noise = torch.rand(x.shape, generator=gen).to(device) if cfg.method in _ART_METHODS + _IG_METHODS else None
         with _autocast(cfg, device):
             i_star = _clean_runner_up(model, x, y, cfg) if _needs_clean_i_star(cfg) else None
             x_t = _perturb(cfg, model, x, y, i_star, noise)
@@ -655,7 +657,10 @@ class _Data:
 
     def __init__(self, cfg: TrainConfig, split: str, subset, balance: bool, cache: bool):
         from artlib import data
-        self.ds = data.load_dataset(cfg.dataset, split, root=cfg.data_root, subset=subset,
+        transform = None
+        if split == "train" and _dataset_augments(cfg):  # CUB: RandomCrop(224) of the 256 resize + flip (ART WSOL)
+            transform = data.box_transform(train=True)
+        self.ds = data.load_dataset(cfg.dataset, split, root=cfg.data_root, subset=subset, transform=transform,
                                     balance=balance if balance else False)
         self.cfg, self.cache = cfg, cache
         self.n = len(self.ds)
@@ -682,6 +687,12 @@ class _Data:
                                              pin_memory=torch.cuda.is_available())
         for batch in loader:
             yield batch[0], torch.as_tensor(batch[1]).long()
+
+
+def _dataset_augments(cfg: TrainConfig) -> bool:
+    """CUB-200's ``crop_flip`` is the dataset transform (random 224 crop of the 256x256 resize, flip: the ART WSOL
+    code), not the trainer's padded crop."""
+    return cfg.dataset == "cub200" and cfg.augment == "crop_flip"
 
 
 def _epoch_indices(n: int, cfg: TrainConfig, epoch: int, world: int, rank: int) -> list:
@@ -801,7 +812,7 @@ def _dist_env():
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return 1, 0, 0, False
-    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
     if dist.is_initialized():
         return dist.get_world_size(), dist.get_rank(), local, False
     backend = "nccl" if torch.cuda.is_available() else "gloo"
@@ -905,6 +916,10 @@ def train(cfg: TrainConfig) -> TrainResult:
     if not isinstance(cfg, TrainConfig):
         raise ValueError(f"train() needs a TrainConfig (see artlib.train.config), got {type(cfg).__name__}")
     cfg.validate()
+    if cfg.dataset == "cub200" and cfg.profile == "paper" and cfg.pretrained is None:
+        import warnings
+        warnings.warn("ART B.1 fine-tunes an ImageNet-pretrained network on CUB-200; pretrained=None trains it from "
+                      "scratch (pass pretrained=<local weights file>)", stacklevel=2)
     world, rank, local_rank, own_group = _dist_env()
     device = _device(cfg, local_rank)
     devices = [device.index or 0] if device.type == "cuda" else []
@@ -1056,11 +1071,13 @@ class _Run:
         gen = torch.Generator().manual_seed(_step_seed(cfg, self.step))
         sl = slice(self.rank, None, self.world)
         x = x.contiguous(memory_format=self.fmt)
-        if cfg.augment != "none":
+        if cfg.augment != "none" and not _dataset_augments(cfg):
             x = _augment_shard(x, cfg.augment, gen, B, sl)
         if cfg.method == "pgd_cutout":
             x = _cutout_shard(x, cfg.cutout, mean, gen, B, sl)
-        noise = torch.rand((B,) + tuple(x.shape[1:]), generator=gen)[sl].to(device)
+        noise = None  # the random start of ART / RAR (PGD draws its own from the global RNG seeded above)
+        if cfg.method in _ART_METHODS + _IG_METHODS:
+            noise = torch.rand((B,) + tuple(x.shape[1:]), generator=gen)[sl].to(device)
         with _autocast(cfg, device):
             i_star = None
             if _needs_clean_i_star(cfg):
@@ -1140,8 +1157,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m artlib.train",
         description="Train a model with one of artlib's methods (natural, PGD, ART, RAR, ...); resumable; DDP under "
                     "torchrun.",
-        epilog="Numbers may be fractions (--eps 8/255); lists are YAML (--lr-milestones [50,80]). Re-running the same "
-               "command resumes from <out_dir>/<run_name>/last.pt.")
+        epilog="Numbers may be fractions (--eps 8/255); lists are YAML (--lr-milestones [50,80]); booleans take a "
+               "value (--amp true). Re-running the same command resumes from <out_dir>/<run_name>/last.pt.")
     p.add_argument("--config", help="YAML / JSON config file (command-line options override it)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
     for f in fields(TrainConfig):

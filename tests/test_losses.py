@@ -17,7 +17,7 @@ torch.set_num_threads(1)
 
 
 class TinyNet(nn.Module):
-    """conv(3->4) - ReLU - conv(4->4, stride 2) - ReLU - flatten - linear(->5): small enough for exact float64 checks."""
+    """conv(3->4) - ReLU - conv(4->4, stride 2) - ReLU - flatten - linear(->5): small for exact float64 checks."""
 
     def __init__(self, hw=6):
         super().__init__()
@@ -164,6 +164,25 @@ def test_fused_softplus_matches_nn_softplus_to_second_order(beta):
     assert outs[0][2].abs().max() > 0
 
 
+def test_fused_softplus_float32_accuracy():
+    """float32 on a CPU (log(1 + e) instead of the slow log1p): values within float32 rounding + 2e-9, derivatives
+    to float32 rounding, exactly relu(x) beyond |beta x| > 17, no denormals."""
+    x = torch.cat([torch.linspace(-3, 3, 20001), torch.tensor([0.0, -2.0, -1.0e3, 1.0e3])])
+    exact = F.softplus(x.double(), 50.0, 20.0)
+    xr = x.clone().requires_grad_(True)
+    y = losses.softplus_beta(xr, 50.0)
+    g, = torch.autograd.grad(y.sum(), xr, create_graph=True)
+    h, = torch.autograd.grad(g.sum(), xr)
+    assert torch.allclose(y.detach().double(), exact, rtol=2.4e-7, atol=2e-9)   # float32 rounding + 1.2e-9
+    assert torch.allclose(g.double(), torch.sigmoid(50.0 * x.double()), atol=1e-6)
+    s = torch.sigmoid(50.0 * x.double())
+    assert torch.allclose(h.double(), 50.0 * s * (1 - s), atol=1e-4 * 12.5)
+    far = x.abs() * 50 > 17
+    assert torch.equal(y.detach()[far], torch.relu(x)[far])
+    tiny = torch.finfo(torch.float32).tiny
+    assert not bool(((y.detach() != 0) & (y.detach().abs() < tiny)).any())
+
+
 def test_fused_softplus_inside_batched_vjp():
     """torch.autograd.grad(is_grads_batched=True) through the fused softplus keeps the double-backward graph."""
     torch.manual_seed(0)
@@ -186,6 +205,44 @@ def test_fast_softplus_context_swaps_and_restores():
         assert not any(isinstance(m, nn.ReLU) for m in model.modules())
         assert sum(isinstance(m, losses.SoftplusBeta) for m in model.modules()) == len(relus)
     assert [m for m in model.modules() if isinstance(m, nn.ReLU)] == relus
+
+
+@pytest.mark.parametrize("conf", [dict(stride=1, padding=1), dict(stride=2, padding=1), dict(stride=2, padding=0),
+                                  dict(stride=1, padding=2, dilation=2),
+                                  dict(stride=2, padding=1, groups=2, bias=False)])
+def test_fast_conv_matches_conv2d_to_second_order(conf):
+    """The conv whose input gradient is recorded as conv_transpose2d: same values, input / weight gradients and
+    second derivatives as nn.Conv2d (odd sizes and stride 2 exercise the transposed conv's output padding)."""
+    torch.manual_seed(0)
+    conv = nn.Conv2d(4, 6, 3, **conf).double()
+    x0 = torch.randn(2, 4, 9, 7, dtype=torch.float64)
+    res = []
+    for fast in (False, True):
+        x = x0.clone().requires_grad_(True)
+        mod = losses._FastConv2d(conv) if fast else conv
+        y = F.softplus(mod(x), 3.0)
+        g, = torch.autograd.grad((y * torch.cos(y)).sum(), x, create_graph=True)
+        h = torch.autograd.grad((g ** 2).sum(), [x] + list(conv.parameters()))
+        res.append((y.detach(), g.detach()) + h)
+    for a, b in zip(*res):
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_smooth_model_restores_convs_and_relus_also_on_error():
+    model = models.build_model("resnet18", 10)
+    before = [type(m) for m in model.modules()]
+    params = list(model.parameters())
+    n_conv = sum(type(m) is nn.Conv2d for m in model.modules())
+    with losses.smooth_model(model, 50.0, "fast"):
+        wrapped = [m for m in model.modules() if isinstance(m, losses._FastConv2d)]
+        assert len(wrapped) == n_conv == 20 and not any(isinstance(m, nn.ReLU) for m in model.modules())
+        assert list(model.parameters()) == params           # the same Parameter objects, nothing copied
+    with pytest.raises(RuntimeError, match="boom"):
+        with losses.smooth_model(model, 50.0, "fast"):
+            raise RuntimeError("boom")
+    assert [type(m) for m in model.modules()] == before
+    with losses.smooth_model(model, None, "reference"):     # beta None + reference: nothing swapped
+        assert [type(m) for m in model.modules()] == before
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -249,7 +306,8 @@ def test_art_perturb_stays_in_the_ball_and_raises_the_loss(with_ce):
     assert float((x_t - x).abs().max()) <= eps + 1e-6
     assert float(x_t.min()) >= 0 and float(x_t.max()) <= 1
     assert float((x_t - start).abs().max()) > 1e-4       # it moved
-    assert float(losses.art_loss(model, x_t, y).detach().mean()) > float(losses.art_loss(model, start, y).detach().mean())
+    after, before = losses.art_loss(model, x_t, y).detach().mean(), losses.art_loss(model, start, y).detach().mean()
+    assert float(after) > float(before)
     x0 = losses.art_perturb(model, x, y, eps=0.0, step_size=1.5 / 255, steps=2)
     assert torch.equal(x0, x)
 

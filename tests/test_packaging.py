@@ -76,7 +76,7 @@ def _cli(*args):
 def test_cli_help_lists_commands():
     res = _cli("--help")
     assert res.returncode == 0, res.stderr
-    for cmd in ("data", "models", "reproduce"):
+    for cmd in ("data", "models", "train", "reproduce"):
         assert cmd in res.stdout
 
 
