@@ -30,6 +30,19 @@ class Entry:
 MANIFEST: tuple[Entry, ...] = (
     Entry("00_data_overview.ipynb", outputs=("data_overview.png", "data_overview.csv")),
     Entry("02_train_art.ipynb", outputs=("train_cifar10_art.png", "train_cifar10_art.csv")),
+    Entry("03_art_table1_robustness.ipynb"),
+    Entry("04_art_fig3_gradients.ipynb"),
+    Entry("05_art_fig4_generation.ipynb"),
+    Entry("06_art_table4_fig6_attributions.ipynb"),
+    Entry("07_art_table3_corruptions.ipynb"),
+    Entry("20_ineq_table1_gini.ipynb"),
+    Entry("21_ineq_fig2_attributions.ipynb"),
+    Entry("22_ineq_fig3_noise.ipynb"),
+    Entry("23_ineq_table2_occlusion.ipynb"),
+    Entry("24_ineq_table3_attribution_ablation.ipynb"),
+    Entry("26_ineq_l2_and_sparsity.ipynb"),
+    Entry("27_ineq_class_gini.ipynb"),
+    Entry("28_ineq_cutout.ipynb"),
 )
 
 
