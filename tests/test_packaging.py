@@ -112,3 +112,12 @@ def test_reproduce_runs_a_notebook_with_a_relative_data_root(shared_data, tmp_pa
     assert reproduce.run(profile="smoke", only="00_data", out=tmp_path / "runs") == 0
     assert (tmp_path / "runs" / "00_data_overview.ipynb").exists()
     assert (tmp_path / "figures" / "data_overview_cifar10.png").exists()
+
+
+def test_reproduce_skips_notebooks_whose_data_is_missing(tmp_path, monkeypatch, capsys):
+    """A fresh machine with only the foolbox test images: training notebooks are skipped with the download command."""
+    monkeypatch.setenv("ARTLIB_DATA", str(tmp_path))
+    assert reproduce.run(profile="smoke", only="02_train", out=tmp_path / "runs") == 0
+    out = capsys.readouterr().out
+    assert "skip   02_train_art.ipynb: needs cifar10:train" in out and "python -m artlib data download cifar10" in out
+    assert not (tmp_path / "runs" / "02_train_art.ipynb").exists()
