@@ -52,7 +52,6 @@ Example::
 """
 from __future__ import annotations
 
-import contextlib
 from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
@@ -61,6 +60,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from artlib import paper_numbers
+from artlib.attribution import _eval_mode  # one eval-mode-and-restore helper for the package
 
 __all__ = ["SETTINGS", "MAP_METHODS", "DEFAULT_THRESHOLDS", "PAPER_TABLE2", "PAPER_TOP1_SEG",
            "postprocess_heatmap", "normalize_map", "cam_heatmap", "localization_map", "box_from_heatmap",
@@ -244,16 +244,6 @@ def cam_heatmap(cam: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"cam must be a float tensor [B, C, H, W] or [B, H, W], got "
                          f"{tuple(cam.shape) if isinstance(cam, torch.Tensor) else type(cam).__name__}")
     return normalize_map((cam[:, 0] if cam.dim() == 4 else cam).detach())
-
-
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module):
-    was = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was)
 
 
 def localization_map(model: nn.Module, x: torch.Tensor, target, method: str = "grad",
