@@ -9,23 +9,28 @@ maths lives in the modules whose concern it is: the Gini indices in :mod:`artlib
 =================================  ===================================================================================
 function                           what (paper)
 =================================  ===================================================================================
-:data:`MODELS`, :data:`SMOKE_MODELS`  the compared models (standard, l-inf AT at eps 1, 2, 4, 8 /255, l2 AT,
-                                   Cutout + l-inf AT) and the one override set every smoke notebook trains them with
-                                   (:func:`model_spec`)
+:data:`MODELS`,                    the compared models (standard, l-inf AT at eps 1, 2, 4, 8 /255, l2 AT, Cutout +
+:data:`SMOKE_MODELS`,              l-inf AT) and the one override set every smoke notebook trains them with
+:func:`model_spec`
 :func:`get_models`                 those models: trained / cached through :func:`artlib.reproduce.get_model`
                                    (CIFAR-10), or the robust-models-transfer ImageNet checkpoints from local files
 :func:`eval_images`,               the test images, and the paper's "images correctly classified by all the models"
-:func:`correct_by_all`             (Sec. 4.1)
+:func:`correct_by_all`,            (Sec. 4.1); clean accuracy
+:func:`accuracy_table`
 :func:`attribute`                  attributions with the appendix A.8 settings (``setting="paper"``) or the released
                                    ``utils.py`` ones (``"released"``)
-:func:`gini_table`                 Table 1 / 3 / A.5 / A.6 / Table 8 Gini columns (global and regional)
+:func:`gini_table`,                Table 1 / 3 / A.5 / A.6 / Table 8 Gini columns (global and regional); A.3's "share
+:func:`mass_share`                 of the attribution held by the top 5 % of the entries"
 :func:`noise_table`                Fig. 3: error rate under random noise and inductive noise I / II per budget
 :func:`occlusion_table`            Table 2 / A.9: inductive occlusion error rate per colour
+:func:`attack_summary`             one row per model: Gini + occlusion + noise (A.5, A.6, Table 3, Table 8)
 :func:`transfer_table`             A.4 / Table 4: attacked images of one model evaluated on another
 :func:`clip_rescale`               Figs 5-6: Tsipras et al.'s +-3 sigma clip-and-rescale visualisation
-:func:`class_gini`                 A.7 / Table 6: per-class Gini, top-k and bottom-k classes
+:func:`class_gini`,                A.7 / Table 6: per-class Gini, top-k and bottom-k classes
+:func:`top_bottom`
 :func:`prune_filters_l1`,          A.6: l1-norm filter pruning (Li et al., ICLR 2017) and weight pruning (Han et al.,
-:func:`prune_weights`              NeurIPS 2015) with ``torch.nn.utils.prune``
+:func:`prune_weights`,             NeurIPS 2015) with ``torch.nn.utils.prune``
+:func:`sparsity`
 :func:`autoattack_accuracy`        Table 5: robust accuracy under AutoAttack (adversarial-robustness-toolbox 1.20.1)
 =================================  ===================================================================================
 
@@ -55,11 +60,11 @@ import torch
 import torch.nn as nn
 
 __all__ = ["MODELS", "SMOKE_MODELS", "IMAGENET_ARCHS", "IMAGENET_NOISE_PIXELS", "CHECKPOINTS_ENV", "REGION",
-           "OCCLUSION_BUDGETS", "NOISE_THRESHOLD", "model_spec", "paper_eps", "accuracy_table", "mass_share", "attack_summary",
-           "imagenet_checkpoint_name", "get_models", "eval_images", "predict", "correct_by_all", "attribute",
-           "attribution_settings", "gini_table", "scaled_pixels", "noise_table", "occlusion_table", "transfer_table",
-           "clip_rescale", "class_gini", "top_bottom", "prune_filters_l1", "prune_weights", "sparsity",
-           "autoattack_accuracy"]
+           "OCCLUSION_BUDGETS", "NOISE_THRESHOLD", "ATTRIBUTION_METHODS", "AUTOATTACK_ATTACKS", "model_spec",
+           "paper_eps", "imagenet_checkpoint_name", "get_models", "eval_images", "predict", "correct_by_all",
+           "accuracy_table", "attribution_settings", "attribute", "gini_table", "mass_share", "scaled_pixels",
+           "noise_table", "occlusion_table", "attack_summary", "transfer_table", "clip_rescale", "class_gini",
+           "top_bottom", "prune_filters_l1", "prune_weights", "sparsity", "autoattack_accuracy"]
 
 #: The models the paper compares, as ``label -> (artlib.train method, overrides)``: standard training, l-inf PGD
 #: adversarial training at eps = 1, 2, 4, 8 /255 (Table 1), an l2-robust model (A.5; eps 0.5 on CIFAR-10, the common
@@ -77,7 +82,7 @@ MODELS: dict[str, tuple[str, dict]] = {
 #: The overrides every smoke notebook passes to :func:`artlib.reproduce.get_model` for the models above (the SAME
 #: values everywhere, through :func:`model_spec`, so each model is trained once and shared through the checkpoint
 #: cache): small-cnn on 3,000 real CIFAR-10 training images (class-stratified), 5 epochs of batch 32 (smoke PGD-5,
-#: step eps/4, otherwise the smoke profile of :func:`artlib.train.config`). Measured on 2 CPU cores: about 40 s per
+#: step eps/4, otherwise the smoke profile of :func:`artlib.train.config`). Measured on 2 idle CPU cores: ~30 s per
 #: adversarially trained model; clean test accuracy about 0.37 (standard). Evaluation during training only after
 #: the last epoch (those fields do not change the trajectory or the cache key).
 SMOKE_MODELS: dict = dict(train_subset=3000, epochs=5, batch_size=32, eval_every=1000, eval_attr_max=0,
