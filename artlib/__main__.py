@@ -69,7 +69,8 @@ def _cmd_models_convert(args) -> int:
 def _cmd_reproduce(args) -> int:
     from artlib import reproduce
 
-    return reproduce.run(profile=args.profile, only=args.only, out=args.out, jobs=args.jobs)
+    return reproduce.run(profile=args.profile, only=args.only, out=args.out, jobs=args.jobs, force=args.force,
+                         cell_timeout=args.cell_timeout)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", default=None, help="run only notebooks whose name contains this pattern")
     p.add_argument("--out", default=None, help="folder for executed notebooks (default runs/<profile>)")
     p.add_argument("--jobs", type=int, default=1, help="notebooks to run at once")
+    p.add_argument("--force", action="store_true", help="re-execute notebooks that are up to date")
+    p.add_argument("--cell-timeout", type=int, default=None,
+                   help="seconds a cell may run before its notebook fails (default: 1800 smoke, none paper; 0: none)")
     p.set_defaults(func=_cmd_reproduce)
     return parser
 

@@ -952,10 +952,22 @@ def _noise_stats(model, x, mean, std):
     return (as_c(mean, found[0] if found else 0.0, "mean"), as_c(std, found[1] if found else 1.0, "std"))
 
 
+def _variant_setting(setting: str, variant: Optional[str]) -> str:
+    """``setting`` or, when given, ``variant`` (its alias), checked against ``("paper", "released")``."""
+    _check_choice("setting", setting, ("paper", "released"))
+    if variant is None:
+        return setting
+    _check_choice("variant", variant, ("paper", "released"))
+    if setting != "paper" and variant != setting:
+        raise ValueError(f"variant={variant!r} contradicts setting={setting!r}; give one of them")
+    return variant
+
+
 def inductive_noise(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attr: torch.Tensor,
                     threshold: Union[int, Sequence[int]], kind: str = "I", *, setting: str = "paper",
                     mean: Optional[Sequence[float]] = None, std: Optional[Sequence[float]] = None,
-                    seed: Optional[int] = None, batch_size: Optional[int] = None) -> NoiseResult:
+                    seed: Optional[int] = None, batch_size: Optional[int] = None,
+                    variant: Optional[str] = None) -> NoiseResult:
     r"""Inductive noise attack (Duan et al., "Inequality phenomenon in l-inf adversarial training, and its unrealized
     threats", ICLR 2023, Sec. 3.2.1, Eq. 5): perturb the most important input entries with noise.
 
@@ -989,6 +1001,9 @@ def inductive_noise(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attr: to
         threshold (int or sequence of int): number(s) of perturbed entries, each in ``[1, numel per sample]``.
         kind (str): ``"I"`` (default), ``"II"`` or ``"random"``.
         setting (str): ``"paper"`` (default) or ``"released"``.
+        variant (str, optional): the same choice under the name the Inequality docs use; overrides ``setting``.
+            The released variant with the released budget: ``attr`` shaped like ``x`` (signed IG over C*H*W),
+            ``threshold=5000``.
         mean, std (float or sequence, optional): normalisation for the paper's noise (see above).
         seed (int, optional): seeds the noise and the random mask (CPU generator). Default None (global RNG).
         batch_size (int, optional): images per forward pass. Default None (all).
@@ -1007,7 +1022,7 @@ def inductive_noise(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attr: to
     y = _check_labels(y, x)
     attr = _check_attr(attr, x)
     _check_choice("kind", kind, ("I", "II", "random"))
-    _check_choice("setting", setting, ("paper", "released"))
+    setting = _variant_setting(setting, variant)
     batch_size = _check_batch_size(batch_size)
     B, C, H, W = x.shape
     N = attr[0].numel()
@@ -1055,7 +1070,7 @@ def inductive_noise(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attr: to
 def inductive_occlusion(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attr: torch.Tensor, region: int,
                         max_count: int, max_radius: int, color: Union[str, float, Sequence[float]] = "black", *,
                         setting: str = "paper", reduce: Optional[str] = None,
-                        batch_size: Optional[int] = None) -> OcclusionResult:
+                        batch_size: Optional[int] = None, variant: Optional[str] = None) -> OcclusionResult:
     r"""Inductive occlusion attack (Duan et al., ICLR 2023, Sec. 3.2.2, Algorithm 1): occlude the most important
     regions with growing patches until the prediction changes.
 
@@ -1084,6 +1099,8 @@ def inductive_occlusion(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attr
         color (str, float or sequence): ``"black"``, ``"white"``, ``"grey"`` (``"gray"``), a value in [0, 1], or one
             value per channel. Default ``"black"``.
         setting (str): ``"paper"`` (default) or ``"released"``.
+        variant (str, optional): the same choice under the name the Inequality docs use; overrides ``setting``.
+            The released script's budget: ``region=1, max_count=10, max_radius=20, color="black"``.
         reduce (str, optional): channel reduction (``attribution.to_saliency_map``). Default by setting.
         batch_size (int, optional): images per forward pass. Default None (all).
 
@@ -1100,7 +1117,7 @@ def inductive_occlusion(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attr
     _check_images(x)
     y = _check_labels(y, x)
     attr = _check_attr(attr, x)
-    _check_choice("setting", setting, ("paper", "released"))
+    setting = _variant_setting(setting, variant)
     batch_size = _check_batch_size(batch_size)
     B, C, H, W = x.shape
     region = _check_int("region", region, lo=1, hi=min(H, W))

@@ -422,18 +422,32 @@ def attribution_robustness(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *
                          "K": K.double().numpy(), "success": ok.numpy(), "step": step.numpy()})
 
 
-def summarize_robustness(df) -> Dict[str, float]:
-    """The table entries of :func:`attribution_robustness`'s output: ``{"IN (%)", "K (%)", "n"}`` (means in percent,
-    as ART Table 1 prints them; NaN for an empty frame).
+def summarize_robustness(df, setting: str = "paper") -> Dict[str, float]:
+    """The table entries of :func:`attribution_robustness`'s output: ``{"IN (%)", "K (%)", "n", "skipped"}`` (means
+    in percent, as ART Table 1 prints them; NaN when no row counts).
+
+    Args:
+        df: :func:`attribution_robustness`'s frame.
+        setting: the IFIA setting that produced it. ``"paper"`` (Ghorbani et al. / RAR): an image whose attack found
+            no label-preserving iterate keeps its clean map (IN = K = 1) and is averaged in. ``"official"`` (the ART
+            authors' ``eval_model.py``): such images are skipped, i.e. dropped from the means and counted in
+            ``skipped``.
 
     Example::
 
         >>> summarize_robustness(df)
-        {'IN (%)': 61.2, 'K (%)': 55.0, 'n': 64}
+        {'IN (%)': 61.2, 'K (%)': 55.0, 'n': 64, 'skipped': 0}
     """
+    if setting not in ("paper", "official"):
+        raise ValueError(f"unknown setting {setting!r}; choices: ['paper', 'official']")
+    skipped = 0
+    if setting == "official" and len(df) and "success" in df:
+        kept = df["success"].astype(bool)
+        skipped = int((~kept).sum())
+        df = df[kept]
     n = int(len(df))
     return {"IN (%)": float(100 * df["IN"].mean()) if n else math.nan,
-            "K (%)": float(100 * df["K"].mean()) if n else math.nan, "n": n}
+            "K (%)": float(100 * df["K"].mean()) if n else math.nan, "n": n, "skipped": skipped}
 
 
 def gradient_image_cosine(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
@@ -632,3 +646,338 @@ def generate_class_conditional(model: nn.Module, x_train: torch.Tensor, y_train:
                                     random_start=False, targeted=True).cpu()
                         for s in _chunks(seeds.shape[0], batch_size)])
     return GenerationResult(seeds, images, labels, predict(model, seeds, batch_size), predict(model, images, batch_size))
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# ART Sec. 5 and appendix C: targeted attribution attack, stronger / gradient-free / spatial attacks, accuracy vs eps
+# (Fig. 14), transfer attacks (Table 6). Used by notebooks 08 and 09.
+# ----------------------------------------------------------------------------------------------------------------------
+__all__ += ["derangement", "targeted_attribution_robustness", "attack_accuracy", "accuracy_vs_eps", "transfer_matrix"]
+
+
+def derangement(n: int, seed: int = 0) -> torch.Tensor:
+    """A random permutation of ``range(n)`` with no fixed point: ``perm[i] != i`` for every ``i`` (``n >= 2``).
+
+    ART Sec. 5 obtains the target attribution maps by "randomly shuffl[ing] the examples"; a derangement makes sure
+    no image is its own target. Built as the cyclic successor along a random order (``perm[order[j]] =
+    order[j + 1 mod n]``), drawn from a private CPU generator (the global RNG is untouched).
+
+    Example::
+
+        >>> derangement(4, seed=0)      # e.g. tensor([2, 3, 1, 0])
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise ValueError(f"n must be an int >= 2 (a single image cannot be given another image's map), got {n!r}")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed)))
+    perm = torch.empty(n, dtype=torch.long)
+    perm[order] = order.roll(-1)
+    return perm
+
+
+def targeted_attribution_robustness(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, k: int = 100,
+                                    eps: float = 8 / 255, step_size: float = 1 / 255, steps: int = 50,
+                                    n_steps_ig: int = 30, gamma: Optional[float] = None,
+                                    beta: Optional[float] = 50.0, only_correct: bool = False, seed: int = 0,
+                                    batch_size: Optional[int] = None, return_maps: bool = False,
+                                    progress: bool = False):
+    r"""Robustness of IG maps to the targeted attribution attack of Dombrowski et al. (NeurIPS 2019), as ART Sec. 5
+    ("Robustness to targeted attribution attacks") and appendix A / Fig. 10 evaluate it.
+
+    ART Sec. 5: "We evaluate the robustness of ART model using targeted attribution attack as proposed in [15] using
+    the IG attribution method on a batch of 1000 test examples. To obtain the target attribution maps, we randomly
+    shuffle the examples [...]. The kendall's tau coefficient and top-k intersection similarity measure between
+    original and perturbed images on ART was 64.76 and 70.64 as compared to 36.29 and 31.81 on the PGD-10 adversarially
+    trained model." Here: the images are shuffled with :func:`derangement` (``seed``), each image's target map is the
+    IG map of the ``y`` logit of its partner image on the same model, the attack is
+    :func:`artlib.attacks.targeted_attribution_attack` (l-inf ball ``eps``, signed steps, label-preserving iterate
+    closest to the target), and IN / K compare the IG map of each image with that of its attacked copy
+    (:func:`attribution_maps`: ``sum_c |IG|``, zero baseline, ``n_steps_ig`` right-Riemann points, ReLU model).
+    The paper does not restate eps, steps or k for this attack; the defaults are its attributional-attack budget
+    (A.3.5: eps 8/255, step 1/255, k = 100 on CIFAR-10) with 50 steps and Dombrowski et al.'s 30 IG points.
+
+    Args:
+        model (nn.Module): ReLU classifier on ``[0, 1]`` images.
+        x (Tensor): ``[B, C, H, W]`` in ``[0, 1]``; y (Tensor): labels ``[B]`` (the class whose IG map is used).
+        k (int): top-k of IN. Default 100 (ART A.3.5 for CIFAR-10; Fig. 10's caption prints top-1000).
+        eps (float), step_size (float), steps (int): the attack's l-inf budget, signed step and iterations.
+        n_steps_ig (int): IG points of the attack and of the measured maps. Default 30.
+        gamma (float, optional): weight of the output-preserving term (see the attack). Default Dombrowski et al.'s.
+        beta (float or None): Softplus beta of the attack gradient. Default 50 (ART).
+        only_correct (bool): use only the correctly classified images (the paper uses the whole batch). Default False.
+        seed (int): the shuffle. Default 0.
+        batch_size (int, optional): images per attack pass (see the attack). Default None.
+        return_maps (bool): also return the images and maps for a Fig. 10 panel. Default False.
+        progress (bool): tqdm over the attack steps. Default False.
+
+    Returns:
+        pandas.DataFrame, one row per attacked image: ``index`` (position in ``x``), ``label``, ``target_index``,
+        ``IN`` and ``K`` (original vs attacked map; fractions), ``IN_target_before`` / ``IN_target`` (top-k
+        intersection of the original / attacked map with the target map: how far the attack moved the map towards
+        the target), ``distance_before`` / ``distance`` (the attack's ``||h - h^t||^2`` on sum-1 maps), ``success``,
+        ``step``. With ``return_maps`` a tuple ``(df, maps)`` with ``maps`` a dict of CPU tensors: ``x``, ``x_adv``
+        ``[n, C, H, W]`` and ``original``, ``target``, ``attacked`` ``[n, H, W]`` (sum ``H*W`` each).
+
+    Example::
+
+        >>> df = targeted_attribution_robustness(model, x, y, steps=50)
+        >>> summarize_robustness(df)                     # {"IN (%)": .., "K (%)": .., "n": ..}
+    """
+    import pandas as pd
+    from artlib import attacks, metrics
+    y = _check_xy(x, y)
+    H, W = x.shape[-2:]
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= H * W:
+        raise ValueError(f"k must be an int in [1, {H * W}] (pixels per map), got {k!r}")
+    dev = _device(model)
+    idx = torch.arange(x.shape[0])
+    if only_correct:
+        idx = idx[predict(model, x) == y.cpu()]
+    if idx.numel() < 2:
+        raise ValueError(f"the targeted attack needs at least 2 images to shuffle, got {idx.numel()}"
+                         + (" correctly classified" if only_correct else ""))
+    perm = derangement(int(idx.numel()), seed)
+    xs, ys = x[idx].to(dev), y[idx].to(dev)
+    with _eval(model):
+        m0 = attribution_maps(model, xs, ys, "ig", n_steps_ig=n_steps_ig)
+        mt = m0[perm.to(dev)]                     # the partner's map on the same model
+        res = attacks.targeted_attribution_attack(model, xs, mt.view(-1, H, W), eps, step_size, steps, gamma, y=ys,
+                                                  beta=beta, n_steps_ig=n_steps_ig, batch_size=batch_size,
+                                                  progress=progress)
+        m1 = attribution_maps(model, res.x_adv, ys, "ig", n_steps_ig=n_steps_ig)
+        ht = mt / mt.sum(1, keepdim=True).clamp_min(torch.finfo(mt.dtype).tiny)
+        h0 = m0 / m0.sum(1, keepdim=True).clamp_min(torch.finfo(m0.dtype).tiny)
+        d0 = ((h0 - ht) ** 2).sum(1)
+    df = pd.DataFrame({"index": idx.numpy(), "label": y.cpu()[idx].numpy(), "target_index": idx[perm].numpy(),
+                       "IN": metrics.topk_intersection(m0, m1, k).double().cpu().numpy(),
+                       "K": metrics.kendall_tau(m0, m1).double().cpu().numpy(),
+                       "IN_target_before": metrics.topk_intersection(m0, mt, k).double().cpu().numpy(),
+                       "IN_target": metrics.topk_intersection(m1, mt, k).double().cpu().numpy(),
+                       "distance_before": d0.double().cpu().numpy(), "distance": res.distance.double().cpu().numpy(),
+                       "success": res.success.cpu().numpy(), "step": res.step.cpu().numpy()})
+    if not return_maps:
+        return df
+    maps = {"x": xs.cpu(), "x_adv": res.x_adv.detach().cpu(), "original": m0.view(-1, H, W).cpu(),
+            "target": mt.view(-1, H, W).cpu(), "attacked": m1.view(-1, H, W).cpu()}
+    return df, maps
+
+
+def attack_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack_fn, batch_size: Optional[int] = None
+                    ) -> float:
+    """White-box accuracy of ``model`` under any attack: ``attack_fn(model, x, y)`` returns the adversarial images (or
+    a tuple / NamedTuple whose first field they are, e.g. :func:`artlib.attacks.spatial_attack`'s result). ART Sec. 5
+    evaluates PGD-100 / PGD-500, SPSA, l2 PGD-40 (eps 1.0) and the spatial attack this way.
+
+    Same as :func:`artlib.attacks.transfer_accuracy` with the model as its own source.
+
+    Example::
+
+        >>> attack_accuracy(model, x, y, functools.partial(attacks.spsa, eps=8/255, steps=100, seed=0))
+    """
+    from artlib import attacks
+    _check_xy(x, y)
+    return attacks.transfer_accuracy(model, model, x, y, attack_fn, batch_size=batch_size)
+
+
+def accuracy_vs_eps(models: Union[nn.Module, Dict[str, nn.Module]], x: torch.Tensor, y: torch.Tensor,
+                    eps_values: Sequence[float], norm: str = "linf", steps: int = 40, step_fraction: float = 0.25,
+                    seed: Optional[int] = 0, batch_size: Optional[int] = 256):
+    """PGD accuracy of each model over a range of budgets (ART appendix C, Fig. 14: "l-inf and l2 adversarial
+    robustness on varying eps of ART, PGD-10 and Natural model on CIFAR-10").
+
+    Every point is :func:`robust_accuracy` with ``norm``, ``steps`` and a step of ``step_fraction * eps`` (the
+    paper does not state Fig. 14's attack; 0.25 * eps reproduces Table 1's PGD-40 step 2/255 at 8/255 and the l2
+    step 0.25 at eps 1.0). ``eps = 0`` gives the clean accuracy.
+
+    Args:
+        models (nn.Module or dict name -> nn.Module): the classifiers.
+        x (Tensor): ``[B, C, H, W]`` in ``[0, 1]``; y (Tensor): labels ``[B]``.
+        eps_values (sequence of float): budgets (l-inf per entry, l2 per image), each ``>= 0``.
+        norm (str): ``"linf"`` (default) or ``"l2"``.
+        steps (int): PGD iterations. Default 40.
+        step_fraction (float): step size over eps. Default 0.25.
+        seed (int, optional): random starts (as :func:`robust_accuracy`). batch_size (int, optional): images per pass.
+
+    Returns:
+        pandas.DataFrame with columns ``model``, ``norm``, ``eps``, ``accuracy`` (fraction), one row per (model, eps)
+        in the given orders.
+
+    Example::
+
+        >>> accuracy_vs_eps({"ART": art, "PGD-10": pgd}, x, y, [0, 2/255, 4/255, 8/255])
+    """
+    import pandas as pd
+    if norm not in ("linf", "l2"):
+        raise ValueError(f"unknown norm {norm!r}; choose one of ['linf', 'l2']")
+    if isinstance(models, nn.Module):
+        models = {"model": models}
+    if not isinstance(models, dict) or not models:
+        raise ValueError("models must be an nn.Module or a non-empty dict of name -> nn.Module")
+    eps_values = [float(e) for e in eps_values]
+    if not eps_values or any(not math.isfinite(e) or e < 0 for e in eps_values):
+        raise ValueError(f"eps_values must be a non-empty sequence of finite numbers >= 0, got {eps_values!r}")
+    if isinstance(step_fraction, bool) or not isinstance(step_fraction, (int, float)) or not step_fraction > 0:
+        raise ValueError(f"step_fraction must be a number > 0, got {step_fraction!r}")
+    rows = []
+    for name, model in models.items():
+        for e in eps_values:
+            acc = accuracy(model, x, y, batch_size) if e == 0 else \
+                robust_accuracy(model, x, y, eps=e, step_size=step_fraction * e, steps=steps, norm=norm, seed=seed,
+                                batch_size=batch_size)
+            rows.append({"model": name, "norm": norm, "eps": e, "accuracy": acc})
+    return pd.DataFrame(rows, columns=["model", "norm", "eps", "accuracy"])
+
+
+def transfer_matrix(models: Dict[str, nn.Module], x: torch.Tensor, y: torch.Tensor, attack_fn,
+                    batch_size: Optional[int] = None):
+    """Transfer (black-box) attack accuracies between models (ART appendix C, Table 6: rows = the evaluated model,
+    columns = the model the adversarial perturbation was created on, plus the clean accuracy).
+
+    Each source model's adversarial images are computed once, ``attack_fn(source, x, y)`` per chunk of
+    ``batch_size`` images (as :func:`artlib.attacks.transfer_accuracy`, whose value every cell equals), and every
+    model is evaluated on them; the diagonal is the white-box accuracy. Table 6 uses l-inf PGD with eps 8/255 (its
+    diagonal equals Table 1's PGD-40 column).
+
+    Args:
+        models (dict name -> nn.Module): the models, in row / column order.
+        x (Tensor): ``[B, C, H, W]`` in ``[0, 1]``; y (Tensor): labels ``[B]``.
+        attack_fn (callable): ``attack_fn(model, x, y)`` -> adversarial images (or a tuple whose first field they
+            are), e.g. ``functools.partial(attacks.pgd, eps=8/255, step_size=2/255, steps=40, seed=0)``.
+        batch_size (int, optional): images per ``attack_fn`` call. Default None (all).
+
+    Returns:
+        pandas.DataFrame with a ``model`` column (the evaluated model), one accuracy column (fraction) per source
+        model named after it, and ``clean``.
+
+    Example::
+
+        >>> transfer_matrix({"Natural": nat, "PGD-10": pgd, "ART": art}, x, y,
+        ...                 functools.partial(attacks.pgd, eps=8/255, step_size=2/255, steps=40, seed=0))
+    """
+    import pandas as pd
+    y = _check_xy(x, y)
+    if not isinstance(models, dict) or not models:
+        raise ValueError("models must be a non-empty dict of name -> nn.Module")
+    advs = {}
+    for src, model in models.items():
+        dev = _device(model)
+        parts = []
+        for s in _chunks(x.shape[0], batch_size):
+            out = attack_fn(model, x[s].to(dev), y[s].to(dev))
+            xa = out[0] if isinstance(out, tuple) else out
+            if not isinstance(xa, torch.Tensor) or xa.shape != x[s].shape:
+                raise ValueError(f"attack_fn must return images shaped like x {tuple(x[s].shape)}, got "
+                                 f"{tuple(xa.shape) if isinstance(xa, torch.Tensor) else type(xa).__name__}")
+            parts.append(xa.detach().cpu())
+        advs[src] = torch.cat(parts)
+    rows = []
+    for tgt, model in models.items():
+        row = {"model": tgt}
+        for src in models:
+            row[src] = int((predict(model, advs[src]) == y.cpu()).sum()) / x.shape[0]
+        row["clean"] = accuracy(model, x, y)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["model", *models, "clean"])
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# ART Table 5, Figs 8-9 and 11-12: one robustness row per model (IN / K under IFIA, natural and PGD accuracy) and
+# attributional robustness against the attack's eps. Used by notebooks 10, 11 and 12.
+# ----------------------------------------------------------------------------------------------------------------------
+__all__ += ["robustness_report", "attribution_robustness_vs_eps"]
+
+
+def robustness_report(model: nn.Module, x_attack: torch.Tensor, y_attack: torch.Tensor,
+                      x_acc: Optional[torch.Tensor] = None, y_acc: Optional[torch.Tensor] = None, *, k: int = 100,
+                      eps: float = 8 / 255, step_size: float = 1 / 255, steps: int = 50, n_steps_ig: int = 100,
+                      pgd_eps: float = 8 / 255, pgd_step_size: float = 2 / 255, pgd_steps: int = 40, seed: int = 0,
+                      **attack_kw):
+    r"""The four numbers ART reports per trained model — IN and K under IFIA on IG, natural accuracy and PGD
+    accuracy — as one table row (ART Table 1's columns, reused by Table 5's loss ablation and Figs 8-9's
+    hyperparameter sweeps, which report "attributional robustness", "test accuracy" and "adversarial accuracy").
+
+    * IN / K: :func:`attribution_robustness` (``map_method="ig"``) on ``(x_attack, y_attack)``: top-k IFIA with ART
+      A.3.5's CIFAR-10 settings by default (k = 100, eps 8/255, 50 steps of 1/255, IG with 100 points); only the
+      correctly classified images are attacked and averaged (Sec. 4.1.3).
+    * Natural accuracy: :func:`accuracy` on ``(x_acc, y_acc)``.
+    * PGD accuracy: :func:`robust_accuracy` on ``(x_acc, y_acc)``, l-inf, ``pgd_eps`` 8/255, ``pgd_step_size``
+      2/255, ``pgd_steps`` 40 (Sec. 4.1.3 / Fig. 9: "PGD-40 perturbations with eps = 8/255").
+
+    Args:
+        model (nn.Module): ReLU classifier on ``[0, 1]`` images (its mode and ``requires_grad`` flags are restored).
+        x_attack (Tensor), y_attack (Tensor): images ``[B, C, H, W]`` in ``[0, 1]`` and labels ``[B]`` for IFIA.
+        x_acc (Tensor, optional), y_acc (Tensor, optional): images / labels for the two accuracies. Default: the
+            attack images.
+        k, eps, step_size, steps, n_steps_ig: the IFIA of :func:`attribution_robustness` (100, 8/255, 1/255, 50, 100).
+        pgd_eps, pgd_step_size, pgd_steps: the PGD of :func:`robust_accuracy` (8/255, 2/255, 40).
+        seed (int): IFIA and PGD random starts. Default 0.
+        **attack_kw: further options of :func:`attribution_robustness` (``setting``, ``beta``, ``batch_size``, ...).
+
+    Returns:
+        ``(row, per_sample)``: ``row`` a dict with ``"IN (%)"``, ``"K (%)"`` (means in percent, NaN when no image
+        was attacked), ``"Nat acc (%)"``, ``"PGD acc (%)"`` (percent), ``"n attacked"``, ``"n acc"``; ``per_sample``
+        the :func:`attribution_robustness` DataFrame (one row per attacked image, IN / K as fractions).
+
+    Example::
+
+        >>> row, per_sample = robustness_report(model, x[:100], y[:100], x, y)             # ART Table 1 / 5 row
+        >>> row["IN (%)"], row["PGD acc (%)"]
+    """
+    y_attack = _check_xy(x_attack, y_attack)
+    if (x_acc is None) != (y_acc is None):
+        raise ValueError("give both x_acc and y_acc, or neither (then the attack images are used)")
+    if x_acc is None:
+        x_acc, y_acc = x_attack, y_attack
+    y_acc = _check_xy(x_acc, y_acc)
+    per_sample = attribution_robustness(model, x_attack, y_attack, k=k, eps=eps, step_size=step_size, steps=steps,
+                                        n_steps_ig=n_steps_ig, seed=seed, **attack_kw)
+    s = summarize_robustness(per_sample, attack_kw.get("setting", "paper"))
+    row = {"IN (%)": s["IN (%)"], "K (%)": s["K (%)"], "Nat acc (%)": 100 * accuracy(model, x_acc, y_acc),
+           "PGD acc (%)": 100 * robust_accuracy(model, x_acc, y_acc, eps=pgd_eps, step_size=pgd_step_size,
+                                                steps=pgd_steps, seed=seed),
+           "n attacked": s["n"], "n acc": int(y_acc.shape[0])}
+    return row, per_sample
+
+
+def attribution_robustness_vs_eps(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                                  eps_values: Sequence[float] = (2 / 255, 4 / 255, 8 / 255, 12 / 255), *,
+                                  step_size=1 / 255, **kw):
+    r"""Per-sample IN / K under the attributional attack for several l-inf budgets ``eps`` (ART appendix A.4,
+    Fig. 12: "We also measure the attributional robustness of models on varying eps to the standard values of 2/255,
+    4/255, 8/255 and 12/255 in the attack methodology as explained in Section A.3.5").
+
+    Runs :func:`attribution_robustness` once per ``eps`` on the same images, with the same seed and the other
+    settings of ``kw`` (A.3.5: k = 100, 50 steps of 1/255 on CIFAR-10 — the paper keeps the step at 1/255 for every
+    eps). ``step_size`` may instead be a function of eps (e.g. ``lambda e: e / 4``), for short attacks whose fixed
+    step could not reach the larger balls.
+
+    Args:
+        model (nn.Module): ReLU classifier on ``[0, 1]`` images.
+        x (Tensor): ``[B, C, H, W]`` in ``[0, 1]``; y (Tensor): labels ``[B]``.
+        eps_values (sequence of float): the budgets, each >= 0. Default ``(2, 4, 8, 12) / 255`` (Fig. 12).
+        step_size (float or callable): the attack step, or ``eps -> step``. Default 1/255 (A.3.5).
+        **kw: further options of :func:`attribution_robustness` (``k``, ``steps``, ``n_steps_ig``, ``seed``, ...).
+
+    Returns:
+        pandas.DataFrame: :func:`attribution_robustness`'s columns preceded by ``eps`` (float) and ``step_size``,
+        one row per (eps, attacked image), eps in the given order.
+
+    Example::
+
+        >>> df = attribution_robustness_vs_eps(model, x, y)                                 # ART Fig. 12
+        >>> df.groupby("eps")[["IN", "K"]].mean()
+    """
+    import pandas as pd
+    try:
+        values = [float(e) for e in eps_values]
+    except TypeError:
+        raise ValueError(f"eps_values must be a sequence of numbers, got {eps_values!r}") from None
+    if not values or any(not math.isfinite(e) or e < 0 for e in values):
+        raise ValueError(f"eps_values must be a non-empty sequence of finite numbers >= 0, got {eps_values!r}")
+    parts = []
+    for e in values:
+        step = float(step_size(e)) if callable(step_size) else float(step_size)
+        df = attribution_robustness(model, x, y, eps=e, step_size=step, **kw)
+        df.insert(0, "step_size", step)
+        df.insert(0, "eps", e)
+        parts.append(df)
+    return pd.concat(parts, ignore_index=True)

@@ -4,7 +4,10 @@ r"""Training losses: ART's attribution loss (Eq. 5) and its Table-5 variants, an
   Input-Gradient Spatial Alignment", ECCV 2020 (``papers/art_eccv2020.txt``). :func:`art_loss` is the per-sample
   :math:`L_{attr}` of Eq. 5, computed through a softplus-:math:`\beta` copy of the network (Sec. 3.2);
   :func:`art_perturb` is the inner maximisation of Algorithm 1 (lines 4-8), and appendix C's variant that ascends
-  :math:`L_{attr} + L_{ce}`.
+  :math:`L_{attr} + L_{ce}`. The authors' released training code differs (``papers/art_official_code_facts.md``):
+  :func:`art_loss_official` (Eq. 5 on the clean and perturbed rows with hard mining, in the normalised space) and
+  :func:`art_perturb_official` (the ascent restricted to the top-k entries by :math:`|g^y|`), selected in training
+  by ``TrainConfig.setting="official"``.
 - **RAR** — Chen, Wu, Rastogi, Liang, Jha, "Robust Attribution Regularization", NeurIPS 2019 (ART's baseline [13]):
   :func:`ig_norm` (the :math:`\|IG\|_1` regulariser), :func:`ig_sum_norm` and :func:`ig_perturb` (their inner PGD).
 
@@ -42,6 +45,7 @@ from torch import nn
 
 __all__ = ["ART_VARIANTS", "REDUCE_CHANNELS", "CLAMP_BELOW", "SoftplusBeta", "softplus_beta", "fast_softplus",
            "smooth_model", "input_gradients", "cosine_distance", "runner_up", "art_loss", "art_terms", "art_perturb",
+           "OFFICIAL_TOPK", "art_terms_official", "art_loss_official", "topk_entry_mask", "art_perturb_official",
            "integrated_gradients_path", "ig_norm", "ig_sum_norm", "ig_perturb", "project_linf"]
 
 #: ``variant`` values of :func:`art_loss`: Eq. 5 (ART) and the objectives of ART's Table 5 (appendix A.1).
@@ -518,7 +522,8 @@ def _check_attack(eps, step_size, steps) -> None:
 def art_perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = 8 / 255, step_size: float = 1.5 / 255,
                 steps: int = 3, beta: Optional[float] = 50.0, *, i_star: Optional[torch.Tensor] = None,
                 variant: str = "art", reduce_channels: Optional[str] = None, space: str = "pixel",
-                with_ce: bool = False, noise: Optional[torch.Tensor] = None, impl: str = "fast") -> torch.Tensor:
+                with_ce: bool = False, noise: Optional[torch.Tensor] = None, impl: str = "fast",
+                topk: Optional[int] = None) -> torch.Tensor:
     r"""Inner maximisation of ART, Algorithm 1 lines 4-8: :math:`\tilde x = x + U(-\epsilon, \epsilon)`, then
     ``steps`` (= :math:`a`) signed-gradient ascent steps of size :math:`\alpha` on :math:`L_{attr}(\tilde x, y)`,
     each followed by the projection onto the l-inf ball around ``x`` and onto ``[0, 1]`` (the random start is
@@ -537,6 +542,10 @@ def art_perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float =
         with_ce (bool): ascend :math:`L_{attr} + L_{ce}` (appendix C). Default False.
         noise (Tensor, optional): ``U(0, 1)`` draws shaped like ``x`` for the random start (the trainer draws them
             for the whole global batch so that DDP and single-process runs match); default ``torch.rand_like(x)``.
+        topk (int, optional): move only the ``topk`` entries (per sample, over ``C*H*W``) with the largest
+            :math:`|g^y|` of the ReLU network at the random start (:func:`topk_entry_mask`, in the space of
+            ``space``): the authors' released attack, see :func:`art_perturb_official`. Default None (all entries,
+            the paper).
 
     Returns:
         Tensor shaped like ``x``, detached, in ``[0, 1]`` and within ``eps`` of ``x`` (l-inf).
@@ -550,6 +559,7 @@ def art_perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float =
     x = x.detach()
     u = torch.rand_like(x) if noise is None else noise.to(x)
     x_t = (x + (2 * u - 1) * eps).clamp_(0, 1)
+    mask = None if topk is None else topk_entry_mask(model, x_t, y, topk, space)
     for _ in range(steps):
         x_t.requires_grad_(True)
         with torch.enable_grad():
@@ -560,9 +570,152 @@ def art_perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float =
                 obj = obj + F.cross_entropy(_up(t["logits"]), y, reduction="sum")
             (grad,) = torch.autograd.grad(obj, x_t)
         with torch.no_grad():
+            if mask is not None:
+                grad = grad * mask  # sign(0) = 0: entries outside the top-k keep their random start
             x_t = project_linf(x_t.detach() + step_size * grad.sign(), x, eps)
     return x_t.detach()
 
+
+# ----------------------------------------------------------------------------------------------------------------------
+# ART: the authors' released training code (setting "official")
+# ----------------------------------------------------------------------------------------------------------------------
+#: Default ``topk`` of the released inner attack per dataset (``cifar/saliency_pgd.py``: 1000 of 3072 entries;
+#: ``WSOL_CUB``: 15000 of 3 x 224 x 224). Other datasets: 1000, capped at the number of entries.
+OFFICIAL_TOPK = {"cifar10": 1000, "cub200": 15000}
+
+
+def art_terms_official(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor,
+                       beta: Optional[float] = 50.0, channel_mean: bool = False, impl: str = "fast") -> dict:
+    r""":func:`art_loss_official` per row: a dict with ``loss`` ``[2B]`` (rows ``0..B-1``: the clean images,
+    ``B..2B-1``: the perturbed ones; their mean is :func:`art_loss_official`), ``logits`` ``[2B, K]`` (softplus
+    network), ``cos_y`` ``[2B]`` (:math:`\cos(x_j, g^y_j)` of each row with its own gradient, detached, in the
+    normalised space), ``i_star`` ``[2B]``, ``d_ap`` and ``d_an`` ``[2B]`` (the mined distances). Same arguments as
+    :func:`art_loss_official`."""
+    y = _check_xy(x, y)
+    _check_beta(beta)
+    _choice("impl", impl, _IMPLS)
+    if not isinstance(x_adv, torch.Tensor) or x_adv.shape != x.shape:
+        raise ValueError(f"x_adv must be shaped like x {tuple(x.shape)}, got "
+                         f"{tuple(x_adv.shape) if isinstance(x_adv, torch.Tensor) else type(x_adv).__name__}")
+    if channel_mean not in (True, False):
+        raise ValueError(f"channel_mean must be True or False, got {channel_mean!r}")
+    B = x.shape[0]
+    xx = torch.cat([x, x_adv])
+    if not xx.requires_grad:  # gradients are taken w.r.t. the inputs; the parameters keep their graph
+        xx = xx.detach().requires_grad_(True)
+    yy = torch.cat([y, y])
+    with smooth_model(model, beta, impl), torch.enable_grad():  # input gradients are needed even under no_grad
+        logits = model(xx)
+        i_star = runner_up(logits, yy)  # at each row's own input (softplus logits), as the released code
+        g_y, g_i = input_gradients(logits, xx, [yy, i_star], create_graph=True)
+    mean, std = _normalize_layer(model)
+    img = (xx - mean) / std              # the normalised image ...
+    g_y, g_i = g_y * std, g_i * std      # ... and the gradients w.r.t. it (chain rule through the Normalize layer)
+    rc = "abs_mean" if channel_mean else None
+    partner = lambda t: t.roll(B, dims=0)  # row j's other copy of the same original sample: j + B (mod 2B)
+    d_y_own, d_y_cross = cosine_distance(g_y, img, rc), cosine_distance(partner(g_y), img, rc)
+    d_i_own, d_i_cross = cosine_distance(g_i, img, rc), cosine_distance(partner(g_i), img, rc)
+    d_ap = torch.max(d_y_own, d_y_cross)   # hardest positive: the farther true-class gradient
+    d_an = torch.min(d_i_own, d_i_cross)   # hardest negative: the closer runner-up gradient
+    loss = F.softplus(-(d_an - d_ap))      # nn.SoftMarginLoss with target 1, per row
+    return {"loss": loss, "logits": logits, "cos_y": (1 - d_y_own).detach(), "i_star": i_star,
+            "d_ap": d_ap, "d_an": d_an}
+
+
+def art_loss_official(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor,
+                      beta: Optional[float] = 50.0, channel_mean: bool = False, *, impl: str = "fast") -> torch.Tensor:
+    r"""The attribution loss of the ART authors' released training code (``cifar/loss_art.py`` and
+    ``cifar/cifar_robust_train.py``, ``papers/art_official_code_facts.md``): Eq. 5 on the clean and the perturbed
+    batch together, with hard-example mining per original sample. This is ``setting="official"`` of
+    :class:`artlib.train.TrainConfig`; :func:`art_loss` is the paper's Eq. 5 (``setting="paper"``).
+
+    With the ``2B`` rows :math:`z = [x; x_{adv}]` (row :math:`j` and row :math:`j \pm B` come from the same original
+    sample), :math:`g^y_k` and :math:`g^{i^*}_k` the input gradients of row :math:`k`'s true and runner-up logits at
+    its own input (ReLU -> softplus-:math:`\beta`, :math:`i^*_k = \arg\max_{i \neq y} f(z_k)_i` of those softplus
+    logits), images and gradients taken in the model's **normalised** input space (after its ``Normalize``: image
+    :math:`(z - m)/s`, gradient :math:`g \cdot s`) and flattened per row:
+
+    .. math::
+        d_{ap}(j) = \max_{k \in \{j, j \pm B\}} \big(1 - \cos(z_j, g^y_k)\big), \quad
+        d_{an}(j) = \min_{k \in \{j, j \pm B\}} \big(1 - \cos(z_j, g^{i^*}_k)\big), \quad
+        L = \frac{1}{2B} \sum_{j=1}^{2B} \log\big(1 + e^{-(d_{an}(j) - d_{ap}(j))}\big).
+
+    The cross pairs (a clean image against the perturbed copy's gradient and vice versa) enter both the max and the
+    min. Differences from the paper's Eq. 5 / Algorithm 1: the clean batch enters the loss; the mining; the cosine in
+    normalised space (paper: pixel space); :math:`i^*` recomputed at each input (paper: from the clean image). The
+    released recipe adds the cross-entropy of the **perturbed** images only: ``CE(x_adv) + 0.5 * L``.
+
+    BatchNorm: the ``2B`` rows go through the model as one batch, in the mode the caller set (the released code
+    trains in train mode throughout).
+
+    Args:
+        model (nn.Module): classifier on ``[0, 1]`` images with an :class:`artlib.models.Normalize` layer
+            (:func:`artlib.models.build_model` adds one); its ReLUs are swapped for the call (restored after).
+        x (Tensor): clean images ``[B, C, H, W]``.
+        x_adv (Tensor): perturbed images, same shape (from :func:`art_perturb_official`).
+        y (Tensor): labels ``[B]``.
+        beta (float, optional): softplus :math:`\beta`. Default 50 (released code).
+        channel_mean (bool): the CUB variant (``WSOL_CUB``): :math:`|z|` and :math:`|g|` averaged over channels before
+            the cosine. Default False (CIFAR-10: all ``C*H*W`` entries).
+        impl (str): ``"fast"`` or ``"reference"``, as in :func:`art_loss`.
+
+    Returns:
+        Tensor: scalar loss, differentiable w.r.t. the parameters (double backprop through the input gradients,
+        ``create_graph=True``) and w.r.t. ``x`` / ``x_adv`` when they require grad.
+
+    Example:
+        >>> x_adv = art_perturb_official(model, x, y, eps=8/255, step_size=5/255, steps=3, topk=1000)
+        >>> loss = F.cross_entropy(model(x_adv), y) + 0.5 * art_loss_official(model, x, x_adv, y)
+        >>> loss.backward()
+    """
+    return art_terms_official(model, x, x_adv, y, beta, channel_mean, impl)["loss"].mean()
+
+
+def topk_entry_mask(model: nn.Module, x: torch.Tensor, y: torch.Tensor, topk: int,
+                    space: str = "normalized") -> torch.Tensor:
+    r"""``{0, 1}`` mask shaped like ``x`` of the ``topk`` entries (over ``C*H*W``, per sample) with the largest
+    :math:`|\nabla_x f(x)_y|` of the ReLU network as it is (the released attack's selection, taken at its random start;
+    ``space="normalized"``: the gradient w.r.t. the normalised image, :math:`g \cdot s`, as the released code sees it;
+    ties to the lower index). The model's mode is left as it is."""
+    y = _check_xy(x, y)
+    _choice("space", space, _SPACES)
+    n = x[0].numel()
+    if isinstance(topk, bool) or not isinstance(topk, int) or not 1 <= topk <= n:
+        raise ValueError(f"topk must be an int in [1, {n}] (entries per sample), got {topk!r}")
+    with torch.enable_grad():
+        z = x.detach().requires_grad_(True)
+        (g,) = torch.autograd.grad(_up(model(z)).gather(1, y[:, None]).sum(), z)
+    if space == "normalized":
+        g = g * _normalize_layer(model)[1]
+    idx = torch.sort(g.abs().flatten(1), dim=1, descending=True, stable=True).indices[:, :topk]
+    return torch.zeros_like(g.flatten(1)).scatter_(1, idx, 1.0).view_as(x)
+
+
+def art_perturb_official(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = 8 / 255,
+                         step_size: float = 5 / 255, steps: int = 3, beta: Optional[float] = 50.0, *,
+                         topk: int = 1000, channel_mean: bool = False, noise: Optional[torch.Tensor] = None,
+                         impl: str = "fast") -> torch.Tensor:
+    r"""The inner maximisation of the ART authors' released code (``cifar/saliency_pgd.py``,
+    ``topk_alignment_saliency_attack``; ``papers/art_official_code_facts.md``): uniform random start in
+    :math:`[-\epsilon, \epsilon]` clamped to ``[0, 1]``; the ``topk`` entries with the largest :math:`|g^y|` (ReLU
+    network, normalised space) at the random start are fixed (:func:`topk_entry_mask`); then ``steps`` signed ascent
+    steps of size ``step_size`` on :math:`L_{attr}` (Eq. 5 in the normalised space, :math:`i^*` from the softplus
+    logits at the perturbed image) that move **only those entries**, each followed by the projection onto the
+    :math:`\epsilon`-ball and ``[0, 1]``. It is :func:`art_perturb` with ``topk``, ``space="normalized"`` and
+    ``i_star=None``; the paper (A.3) uses all entries and a 1.5/255 step.
+
+    Args:
+        model, x, y, eps, steps, beta, noise, impl: as in :func:`art_perturb`.
+        step_size (float): Default 5/255 (released CIFAR-10 code; CUB: 1.5/255).
+        topk (int): entries per sample the ascent may move. Default 1000 (CIFAR-10; CUB 15000, see
+            :data:`OFFICIAL_TOPK`).
+        channel_mean (bool): the CUB variant of the cosine (``reduce_channels="abs_mean"``). Default False.
+
+    Returns:
+        Tensor shaped like ``x``, detached; it differs from the random start only on the top-k entries.
+    """
+    return art_perturb(model, x, y, eps, step_size, steps, beta, reduce_channels="abs_mean" if channel_mean else None,
+                       space="normalized", noise=noise, impl=impl, topk=topk)
 
 # ----------------------------------------------------------------------------------------------------------------------
 # RAR: IG-NORM and IG-SUM-NORM

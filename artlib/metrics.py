@@ -8,13 +8,14 @@ device of its inputs.
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 __all__ = ["gini", "gini_global", "gini_regional", "kendall_tau", "topk_intersection", "grad_image_cosine",
-           "correct", "accuracy", "prediction_changed", "error_rate", "GINI_SETTINGS"]
+           "correct", "accuracy", "prediction_changed", "error_rate", "GINI_SETTINGS", "GINI_PARTS"]
 
 GINI_SETTINGS = ("paper", "released")
 
@@ -103,13 +104,23 @@ def gini(values: torch.Tensor, dim: int = -1) -> torch.Tensor:
     return g.to(out_dtype)
 
 
-def _gini_input(attr: torch.Tensor, setting: str) -> torch.Tensor:
+#: ``part`` of :func:`gini_global` / :func:`gini_regional` and the ``setting`` each one is.
+GINI_PARTS = {"abs": "paper", "positive": "released"}
+
+
+def _gini_input(attr: torch.Tensor, setting: str, part: Optional[str] = None) -> torch.Tensor:
     if setting not in GINI_SETTINGS:
         raise ValueError(f"unknown setting {setting!r}; choose one of {list(GINI_SETTINGS)}")
+    if part is not None:
+        if part not in GINI_PARTS:
+            raise ValueError(f"unknown part {part!r}; choices: {', '.join(map(repr, GINI_PARTS))}")
+        if setting != "paper" and GINI_PARTS[part] != setting:
+            raise ValueError(f"part={part!r} contradicts setting={setting!r}; give one of them")
+        setting = GINI_PARTS[part]
     return attr.abs() if setting == "paper" else attr.clamp_min(0)
 
 
-def gini_global(attr: torch.Tensor, setting: str = "paper") -> torch.Tensor:
+def gini_global(attr: torch.Tensor, setting: str = "paper", *, part: Optional[str] = None) -> torch.Tensor:
     r"""Global inequality ``Gini_g``: Gini of the flattened attribution of each sample (Inequality paper, Sec. 3.1/4.2).
 
     Reading of the paper: "We applied the Gini index to the sorted absolute value of the flattened feature attribution
@@ -120,6 +131,8 @@ def gini_global(attr: torch.Tensor, setting: str = "paper") -> torch.Tensor:
         attr (Tensor): attributions ``[B, ...]`` (e.g. ``[B, C, H, W]`` or maps ``[B, H, W]``).
         setting (str): ``"paper"`` (default): ``|a|``; ``"released"``: the positive part ``max(a, 0)``, as the
             authors' code after commit 267c92a (``papers/baselines_code_facts.md`` §4.3).
+        part (str, optional): the same choice by what is taken: ``"abs"`` (= ``"paper"``) or ``"positive"``
+            (= ``"released"``, ``a * [a > 0]``). Overrides ``setting`` when given.
 
     Returns:
         Tensor[B].
@@ -132,10 +145,11 @@ def gini_global(attr: torch.Tensor, setting: str = "paper") -> torch.Tensor:
     attr = _as_tensor(attr, "attr")
     if attr.dim() < 2:
         raise ValueError(f"attr must be batched [B, ...], got shape {tuple(attr.shape)}")
-    return gini(_gini_input(attr, setting).flatten(1), dim=-1)
+    return gini(_gini_input(attr, setting, part).flatten(1), dim=-1)
 
 
-def gini_regional(attr: torch.Tensor, region: int, setting: str = "paper") -> torch.Tensor:
+def gini_regional(attr: torch.Tensor, region: int, setting: str = "paper", *,
+                  part: Optional[str] = None) -> torch.Tensor:
     r"""Regional inequality ``Gini_r``: Gini of per-block attribution sums (Inequality paper, Sec. 3.1/4.2).
 
     The ``H x W`` plane is cut into non-overlapping ``region x region`` blocks (paper: 4x4 on CIFAR-10, 16x16 on
@@ -148,6 +162,7 @@ def gini_regional(attr: torch.Tensor, region: int, setting: str = "paper") -> to
         attr (Tensor): ``[B, C, H, W]`` attributions or ``[B, H, W]`` maps.
         region (int): block side in pixels; must divide ``H`` and ``W``.
         setting (str): ``"paper"`` (``|a|``, default) or ``"released"`` (positive part), as :func:`gini_global`.
+        part (str, optional): ``"abs"`` or ``"positive"``, as :func:`gini_global`.
 
     Returns:
         Tensor[B].
@@ -169,7 +184,7 @@ def gini_regional(attr: torch.Tensor, region: int, setting: str = "paper") -> to
     H, W = attr.shape[-2:]
     if H % region or W % region:
         raise ValueError(f"region={region} does not divide the map size H x W = {H} x {W}")
-    a = _gini_input(attr, setting)
+    a = _gini_input(attr, setting, part)
     if a.dim() == 4:
         a = a.sum(1)
     B = a.shape[0]

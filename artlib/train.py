@@ -72,12 +72,15 @@ from torch import nn
 from artlib import losses
 
 __all__ = ["METHODS", "PROFILES", "AUGMENTS", "TrainConfig", "TrainResult", "NonFiniteLossError", "config",
-           "paper_settings", "train", "method_loss", "build_model", "load_model", "lr_at", "cutout", "main"]
+           "paper_settings", "train", "method_loss", "build_model", "load_model", "lr_at", "cutout", "main",
+           "input_transform"]
 
 ROOT = Path(__file__).resolve().parent.parent
 METHODS = ("natural", "pgd", "pgd_cutout", "art", "art_variant", "art_pgd", "ig_norm", "ig_sum_norm")
-PROFILES = ("smoke", "paper")
-AUGMENTS = ("none", "flip", "crop_flip")
+PROFILES = ("smoke", "paper", "official")
+AUGMENTS = ("none", "flip", "crop_flip", "crop_flip_jitter")
+#: ``TrainConfig.setting``: ART as the paper writes it, or as the authors' released code trains (method ``art``).
+SETTINGS = ("paper", "official")
 _ART_METHODS = ("art", "art_variant", "art_pgd")
 _PGD_METHODS = ("pgd", "pgd_cutout")
 _IG_METHODS = ("ig_norm", "ig_sum_norm")
@@ -113,6 +116,22 @@ class TrainConfig:
         reduce_channels: None, ``"mean"`` (ART B.1, CUB) or ``"abs_mean"`` (authors' WSOL code).
         attr_space: ``"pixel"`` (paper) or ``"normalized"`` (authors' code) for the cosine of L_attr.
         bn_mode: BatchNorm mode during the inner maximisation: ``"train"`` (authors' ART code, Madry's) or ``"eval"``.
+        setting: method ``art`` only. ``"paper"`` (default): Eq. 5-6 / Algorithm 1 (:func:`artlib.losses.art_loss`,
+            :func:`artlib.losses.art_perturb`). ``"official"``: the authors' released code
+            (``papers/art_official_code_facts.md``): the inner ascent moves only the ``topk`` entries of largest
+            :math:`|g^y|` (:func:`artlib.losses.art_perturb_official`) and the outer loss is
+            CE(perturbed) + ``lam`` * :func:`artlib.losses.art_loss_official` (clean and perturbed rows,
+            hard mining, normalised space); it needs ``i_star="perturbed"``, ``attr_space="normalized"`` and
+            ``reduce_channels`` None or ``"abs_mean"`` (CUB), which :func:`config` sets. Not part of the
+            fingerprint when ``"paper"``, so configs from before the field keep their hash.
+        topk: entries the official inner ascent moves (None: :data:`artlib.losses.OFFICIAL_TOPK`, 1000 on CIFAR-10,
+            15000 on CUB). Not part of the fingerprint when None.
+        head_lr_mult: learning-rate multiplier of the last stage and the classifier (``layer4`` and ``fc`` of a
+            ResNet; the released CUB code: 10). Not part of the fingerprint when 1.
+        image_size: side of the square input images (None: the dataset's own size, e.g. CUB-200's 224 crop of the
+            256x256 resize). Set, it rescales every split (:func:`input_transform`; CUB keeps the 256/224 resize to
+            crop ratio and its boxes follow), e.g. 64 for CUB smoke runs on a CPU. Not part of the fingerprint when
+            None.
         ig_steps, ig_attack_steps: IG path points in RAR's outer loss (50) and in its inner PGD (5 on GTSRB/Flower).
         cutout: Cutout square side in pixels (``pgd_cutout``; DeVries & Taylor's CIFAR-10 value 16).
         train_subset, test_subset: None (all) or an int (class-stratified, :func:`artlib.data.subset_dataset`).
@@ -153,6 +172,10 @@ class TrainConfig:
     reduce_channels: Optional[str] = None
     attr_space: str = "pixel"
     bn_mode: str = "train"
+    setting: str = "paper"
+    topk: Optional[int] = None
+    head_lr_mult: float = 1.0
+    image_size: Optional[int] = None
     ig_steps: int = 50
     ig_attack_steps: int = 5
     cutout: int = 16
@@ -182,7 +205,7 @@ class TrainConfig:
     def __post_init__(self):
         self.lr_milestones = [int(m) for m in (self.lr_milestones or [])]
         self.lr_factors = [float(f) for f in (self.lr_factors or [])]
-        for name in ("lr", "momentum", "weight_decay", "eps", "step_size", "lam", "beta"):
+        for name in ("lr", "momentum", "weight_decay", "eps", "step_size", "lam", "beta", "head_lr_mult"):
             value = getattr(self, name)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 setattr(self, name, float(value))
@@ -207,6 +230,7 @@ class TrainConfig:
         choice("reduce_channels", losses.REDUCE_CHANNELS)
         choice("attr_space", ("pixel", "normalized"))
         choice("bn_mode", ("train", "eval"))
+        choice("setting", SETTINGS)
         choice("augment", AUGMENTS)
         choice("impl", ("fast", "reference"))
         choice("device", ("auto", "cpu", "cuda") + tuple(f"cuda:{i}" for i in range(16)))
@@ -238,12 +262,22 @@ class TrainConfig:
         number("seed", 0, integer=True)
         number("num_workers", 0, integer=True)
         number("checkpoint_every", 1, integer=True)
-        for name in ("train_subset", "test_subset", "max_steps"):
+        number("head_lr_mult", 0, strict=True)
+        for name in ("train_subset", "test_subset", "max_steps", "topk", "image_size"):
             if getattr(self, name) is not None:
                 number(name, 1, integer=True)
         if self.variant != "art" and self.method != "art_variant":
             raise ValueError(f"variant={self.variant!r} is only used by method='art_variant' (got method "
                              f"{self.method!r}); choices for art_variant: {', '.join(losses.ART_VARIANTS)}")
+        if self.setting == "official":
+            if self.method != "art":
+                raise ValueError(f"setting='official' (the ART authors' released training) is only for method 'art', "
+                                 f"got method {self.method!r}; choices for other methods: 'paper'")
+            if self.i_star != "perturbed" or self.attr_space != "normalized" or \
+                    self.reduce_channels not in (None, "abs_mean"):
+                raise ValueError(f"setting='official' needs i_star='perturbed', attr_space='normalized' and "
+                                 f"reduce_channels None or 'abs_mean' (the released loss), got "
+                                 f"{self.i_star!r}, {self.attr_space!r}, {self.reduce_channels!r}")
         if self.norm == "l2" and self.method not in _PGD_METHODS:
             raise ValueError(f"norm='l2' is only for methods {_PGD_METHODS}; {self.method!r} uses the l-inf ball")
         if len(self.lr_milestones) != len(self.lr_factors):
@@ -297,6 +331,9 @@ class TrainConfig:
         d = self.to_dict()
         for k in _NON_TRAJECTORY:
             d.pop(k, None)
+        for k, default in _OPTIONAL_FIELDS.items():  # fields added later: absent at their default (same hashes)
+            if d.get(k, default) == default:
+                d.pop(k, None)
         return d
 
     def fingerprint(self) -> str:
@@ -312,6 +349,8 @@ class TrainConfig:
         return out / (self.run_name or self.default_run_name())
 
 
+# Fields added after configs were first hashed: left out of the fingerprint at these defaults.
+_OPTIONAL_FIELDS = {"setting": "paper", "topk": None, "head_lr_mult": 1.0, "image_size": None}
 # Fields that do not change the trajectory: a run may be resumed with other values of these.
 _NON_TRAJECTORY = ("epochs", "max_steps", "out_dir", "run_name", "resume", "checkpoint_every", "progress",
                    "num_workers", "eval_every", "eval_attr_max", "eval_adv_steps", "data_root", "device", "cache")
@@ -376,6 +415,33 @@ _PAPER_CUB_ART = dict(batch_size=90, lr_milestones=[40, 80, 120, 160], lr_factor
                       reduce_channels="mean")
 
 
+# The ART authors' released training recipe (papers/art_official_code_facts.md), profile "official" (method art).
+_OFFICIAL = {
+    # cifar/cifar_robust_train.py: WRN-28-10, SGD lr 0.1, momentum 0.9, Nesterov, wd 2e-4, batch 234, 101 epochs,
+    # LambdaLR x1 / x0.1 from epoch 50 / x0.01 from 80; RandomCrop(32, 4) + flip + ColorJitter(0.25, 0.25, 0.25) +
+    # RandomRotation(2); attack eps 8/255, 3 steps of 5/255 on the top-1000 entries; PGD-40 check every 10 epochs.
+    "cifar10": dict(arch="wrn-28-10", batch_size=234, epochs=101, lr=0.1, weight_decay=2e-4, lr_milestones=[50, 80],
+                    lr_factors=[0.1, 0.1], augment="crop_flip_jitter", eps=8 / 255, step_size=5 / 255,
+                    eval_every=10, eval_adv_steps=40),
+    # WSOL_CUB: ResNet-50 (ImageNet weights), lr 0.01 (layer4 and fc x10), momentum 0.9, Nesterov, wd 1e-4, batch 12
+    # (the paper: 90), 200 epochs, x0.1 every 40; Resize(256) + RandomCrop(224) + flip; eps 2/255, 3 steps of
+    # 1.5/255 on the top-15000 entries, |x| and |g| averaged over channels.
+    "cub200": dict(arch="resnet50", batch_size=12, epochs=200, lr=0.01, weight_decay=1e-4,
+                   lr_milestones=[40, 80, 120, 160], lr_factors=[0.1, 0.1, 0.1, 0.1], augment="crop_flip",
+                   eps=2 / 255, step_size=1.5 / 255, head_lr_mult=10.0),
+}
+
+
+def _official_algorithm(dataset: str) -> dict:
+    """What ``setting="official"`` changes at any profile: the released loss / attack's fixed choices, its step size
+    and Nesterov momentum (the schedule, batch and augmentation come with ``profile="official"``)."""
+    out = dict(setting="official", i_star="perturbed", attr_space="normalized", nesterov=True, steps=3, lam=0.5,
+               beta=50.0, step_size=1.5 / 255 if dataset == "cub200" else 5 / 255)
+    if dataset == "cub200":
+        out.update(reduce_channels="abs_mean")
+    return out
+
+
 def paper_settings(dataset: str, method: str) -> dict:
     """The ``paper`` profile's values for ``dataset`` and ``method`` (ART A.3 / B.1; RAR for ig_*), as a dict of
     :class:`TrainConfig` fields, with the source of each choice in the comments of ``_PAPER`` in this module."""
@@ -434,6 +500,11 @@ def config(profile: str = "smoke", dataset: str = "cifar10", method: str = "art"
     Table 1: 1, 2, 4, 8 /255) the step size scales with it (step = eps / 4 on CIFAR-10) unless given; for
     ``norm="l2"`` the default is eps 0.5, step eps / 4 (the Inequality paper's text gives no l2 settings).
 
+    ``official`` (method ``art``, CIFAR-10 and CUB-200): the ART authors' released recipe (``setting="official"``,
+    Nesterov, CIFAR-10 batch 234 / 101 epochs / x0.1 at 50 and 80 / ColorJitter + 2-degree rotation / step 5/255 /
+    top-1000 ascent; CUB batch 12, layer4 and fc at 10x lr, top-15000). ``setting="official"`` at another profile
+    keeps that profile's scale and switches the algorithm (released loss and top-k attack, its step size, Nesterov).
+
     Example:
         >>> cfg = config("paper", "cifar10", "pgd", arch="resnet18", eps=2/255)     # Inequality Table 1 model
         >>> cfg.step_size * 255, cfg.steps
@@ -451,7 +522,14 @@ def config(profile: str = "smoke", dataset: str = "cifar10", method: str = "art"
     unknown = sorted(set(overrides) - names)
     if unknown:
         raise ValueError(f"unknown config key(s) {unknown}; choices: {', '.join(sorted(names))}")
-    base = paper_settings(dataset, method) if profile == "paper" else _smoke_settings(dataset, method)
+    if profile == "official" and (method != "art" or dataset not in _OFFICIAL):
+        raise ValueError(f"profile 'official' (the ART authors' released recipe) exists for method 'art' on "
+                         f"{', '.join(map(repr, _OFFICIAL))}; got method {method!r}, dataset {dataset!r}")
+    base = paper_settings(dataset, method) if profile != "smoke" else _smoke_settings(dataset, method)
+    if profile == "official" or (overrides.get("setting") == "official" and method == "art"):
+        base.update(_official_algorithm(dataset))
+        if profile == "official":
+            base.update(_OFFICIAL[dataset])
     if method in _PGD_METHODS and "step_size" not in overrides:
         if overrides.get("norm") == "l2":
             eps = float(_coerce("eps", overrides.get("eps", 0.5)))
@@ -479,11 +557,47 @@ def lr_at(cfg: TrainConfig, epoch: int) -> float:
 # ----------------------------------------------------------------------------------------------------------------------
 # Batch-level randomness: augmentation and Cutout (deterministic per step, identical for any number of processes)
 # ----------------------------------------------------------------------------------------------------------------------
+def _color_jitter_rotate(x: torch.Tensor, gen: torch.Generator, strength: float = 0.25,
+                         degrees: float = 2.0) -> torch.Tensor:
+    """torchvision's ``ColorJitter(strength, strength, strength)`` (brightness, contrast, saturation factors
+    ``U(1 - s, 1 + s)``, applied in a random order per image, each clamped to ``[0, 1]``) then
+    ``RandomRotation(degrees)`` (nearest neighbour, zero fill, about the centre), batched, draws from ``gen``: the
+    released ART CIFAR-10 augmentation after crop and flip."""
+    B, C = x.shape[:2]
+    f = 1 - strength + 2 * strength * torch.rand(B, 3, generator=gen)
+    order = torch.argsort(torch.rand(B, 3, generator=gen), dim=1)
+    angle = (torch.rand(B, generator=gen) * 2 - 1) * math.radians(degrees)
+    f, order, angle = f.to(x), order.to(x.device), angle.to(x)
+    w = torch.tensor([0.2989, 0.587, 0.114], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+
+    def gray(t):
+        return (t * w).sum(1, keepdim=True) if C == 3 else t.mean(1, keepdim=True)
+
+    for pos in range(3):
+        for op in range(3):
+            fac = f[:, op].view(B, 1, 1, 1)
+            if op == 0:
+                y = x * fac
+            elif op == 1:
+                y = fac * x + (1 - fac) * gray(x).mean((2, 3), keepdim=True)
+            else:
+                y = fac * x + (1 - fac) * gray(x)
+            x = torch.where((order[:, pos] == op).view(B, 1, 1, 1), y.clamp(0, 1), x)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    zero = torch.zeros_like(cos)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+
+
 def _augment(x: torch.Tensor, mode: str, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
     """Random horizontal flip (``flip``), plus a random crop of the zero-padded image (``crop_flip``, as
-    torchvision's ``RandomCrop(size, padding=4)``), drawn per image from ``gen``."""
+    torchvision's ``RandomCrop(size, padding=4)``), drawn per image from ``gen``; ``crop_flip_jitter`` adds the
+    released ART code's ``ColorJitter(0.25, 0.25, 0.25)`` and ``RandomRotation(2)``."""
     if mode == "none":
         return x
+    if mode == "crop_flip_jitter":
+        return _color_jitter_rotate(_augment(x, "crop_flip", gen, pad), gen).contiguous()
     B, C, H, W = x.shape
     flip = torch.rand(B, generator=gen) < 0.5
     if mode == "crop_flip":
@@ -551,6 +665,10 @@ def _perturb(cfg: TrainConfig, model: nn.Module, x, y, i_star, noise, dataset_me
     if cfg.method == "natural":
         return x
     with _mode(model, cfg.bn_mode == "train"):
+        if cfg.setting == "official":
+            return losses.art_perturb_official(model, x, y, cfg.eps, cfg.step_size, cfg.steps, cfg.beta,
+                                               topk=_official_topk(cfg, x), channel_mean=_channel_mean(cfg),
+                                               noise=noise, impl=cfg.impl)
         if cfg.method in _ART_METHODS:
             return losses.art_perturb(model, x, y, cfg.eps, cfg.step_size, cfg.steps, cfg.beta,
                                       i_star=i_star, variant=_variant(cfg),
@@ -564,6 +682,14 @@ def _perturb(cfg: TrainConfig, model: nn.Module, x, y, i_star, noise, dataset_me
                            eval_mode=cfg.bn_mode == "eval")
 
 
+def _official_topk(cfg: TrainConfig, x: torch.Tensor) -> int:
+    return min(cfg.topk or losses.OFFICIAL_TOPK.get(cfg.dataset, 1000), x[0].numel())
+
+
+def _channel_mean(cfg: TrainConfig) -> bool:
+    return cfg.reduce_channels == "abs_mean"
+
+
 class _Objective(nn.Module):
     """The outer loss as one module call, so that ``DistributedDataParallel`` sees one forward per backward."""
 
@@ -575,7 +701,15 @@ class _Objective(nn.Module):
         cfg, model = self.cfg, self.model
         nan = torch.full((x.shape[0],), float("nan"), device=x.device)
         attr = cos = nan
-        if cfg.method in _ART_METHODS:
+        if cfg.setting == "official":
+            logits = model(x_t)  # the released recipe: CE of the perturbed images only (ReLU network)
+            ce = F.cross_entropy(logits.float(), y, reduction="none")
+            t = losses.art_terms_official(model, x, x_t, y, cfg.beta, _channel_mean(cfg), cfg.impl)
+            B = x.shape[0]
+            attr = (t["loss"][:B].float() + t["loss"][B:].float()) / 2  # per sample: batch mean = the scalar loss
+            cos = t["cos_y"][B:]
+            loss = ce + cfg.lam * attr
+        elif cfg.method in _ART_METHODS:
             logits = model(x_t)  # L_ce through the ReLU network (Sec. 3.2)
             ce = F.cross_entropy(logits.float(), y, reduction="none")
             t = losses.art_terms(model, x_t, y, cfg.beta, i_star=i_star, variant=_variant(cfg), x_clean=x,
@@ -657,9 +791,7 @@ class _Data:
 
     def __init__(self, cfg: TrainConfig, split: str, subset, balance: bool, cache: bool):
         from artlib import data
-        transform = None
-        if split == "train" and _dataset_augments(cfg):  # CUB: RandomCrop(224) of the 256 resize + flip (ART WSOL)
-            transform = data.box_transform(train=True)
+        transform = input_transform(cfg, split)
         self.ds = data.load_dataset(cfg.dataset, split, root=cfg.data_root, subset=subset, transform=transform,
                                     balance=balance if balance else False)
         self.cfg, self.cache = cfg, cache
@@ -687,6 +819,30 @@ class _Data:
                                              pin_memory=torch.cuda.is_available())
         for batch in loader:
             yield batch[0], torch.as_tensor(batch[1]).long()
+
+
+def input_transform(cfg: TrainConfig, split: str):
+    """The image transform ``cfg`` trains / evaluates ``split`` with, for :func:`artlib.data.load_dataset`'s
+    ``transform``; None means the dataset's default (:func:`artlib.data.default_transform`).
+
+    CUB-200 (``crop_flip``, train split): the ART WSOL code's random 224 crop of the 256x256 resize + flip. With
+    ``cfg.image_size`` set: CUB resizes to ``round(image_size * 256 / 224)`` and crops ``image_size`` (boxes follow);
+    other datasets get their default transform followed by a bilinear (antialiased) resize to
+    ``image_size x image_size``.
+
+    Example:
+        >>> cfg = config("smoke", "cub200", "natural", image_size=64)
+        >>> ds = data.load_dataset("cub200", "test", transform=input_transform(cfg, "test"))   # 64x64, boxes too
+    """
+    from artlib import data
+    train = split == "train" and _dataset_augments(cfg)  # CUB: RandomCrop(224) of the 256 resize + flip (ART WSOL)
+    size = cfg.image_size
+    if size is None:
+        return data.box_transform(train=True) if train else None
+    if cfg.dataset == "cub200":
+        return data.box_transform(size=size, resize=round(size * 256 / 224), train=train)
+    from torchvision.transforms import v2
+    return v2.Compose([data.default_transform(cfg.dataset), v2.Resize((size, size), antialias=True)])
 
 
 def _dataset_augments(cfg: TrainConfig) -> bool:
@@ -923,8 +1079,10 @@ def train(cfg: TrainConfig) -> TrainResult:
     world, rank, local_rank, own_group = _dist_env()
     device = _device(cfg, local_rank)
     devices = [device.index or 0] if device.type == "cuda" else []
+    from artlib import cache
     try:
-        with torch.random.fork_rng(devices=devices):
+        # One process at a time per run folder (concurrent notebooks share the checkpoint cache); DDP: rank 0 only.
+        with cache.run_lock(cfg.run_dir(), enabled=rank == 0), torch.random.fork_rng(devices=devices):
             return _Run(cfg, world, rank, device).run()
     finally:
         if own_group:
@@ -973,18 +1131,26 @@ class _Run:
         cfg = self.cfg
         from tqdm import tqdm  # text bars: readable in logs, terminals and stored notebook outputs alike
 
-        self.train_data = _Data(cfg, "train", cfg.train_subset, cfg.balance, cfg.cache)
-        self.test_data = _Data(cfg, "test", cfg.test_subset, False, cfg.cache) if cfg.eval_every else None
-        if self.train_data.n < cfg.batch_size:
+        state = self._load() if cfg.resume and self.ckpt.is_file() else None
+        if state is not None and state["epoch"] > cfg.epochs:
+            # epochs is not part of the run key (a run can be extended), but a finished longer run cannot be cut
+            # back: handing it out would silently give a model trained longer than asked for.
+            raise ValueError(f"{self.ckpt} already holds {state['epoch']} epochs but epochs={cfg.epochs} was asked "
+                             f"for; pass epochs={state['epoch']}, another run_name / out_dir, or resume=False")
+        finished = state is not None and state["epoch"] >= cfg.epochs and state["batch"] == 0
+        # A finished run (the checkpoint cache hit of reproduce.get_model) needs no data: skip decoding it.
+        self.train_data = None if finished else _Data(cfg, "train", cfg.train_subset, cfg.balance, cfg.cache)
+        self.test_data = (_Data(cfg, "test", cfg.test_subset, False, cfg.cache)
+                          if cfg.eval_every and not finished else None)
+        if self.train_data is not None and self.train_data.n < cfg.batch_size:
             raise ValueError(f"batch_size {cfg.batch_size} is larger than the {self.train_data.n} training images")
         self.model = build_model(cfg).to(self.device, memory_format=self.fmt)
-        self.opt = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+        self.opt = torch.optim.SGD(_param_groups(self.model, cfg), lr=cfg.lr, momentum=cfg.momentum,
                                    nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay)
         self.step, self.log, self.steps = 0, [], []
         start_epoch, start_batch, acc = 0, 0, dict.fromkeys(_ACC_KEYS, 0.0)
         resumed_from, self.last_saved = None, None
-        if cfg.resume and self.ckpt.is_file():
-            state = self._load()
+        if state is not None:
             self.model.load_state_dict(state["model"])
             self.opt.load_state_dict(state["optimizer"])
             self.step, self.log, self.steps = state["global_step"], list(state["log"]), list(state["steps"])
@@ -1004,12 +1170,13 @@ class _Run:
             from torch.nn.parallel import DistributedDataParallel as DDP
             objective = DDP(objective, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         mean = _dataset_mean(cfg, self.device)
-        n_batches = len(_epoch_indices(self.train_data.n, cfg, 0, self.world, self.rank)) // self.local_bs
+        n_batches = (0 if finished else
+                     len(_epoch_indices(self.train_data.n, cfg, 0, self.world, self.rank)) // self.local_bs)
         stopped = False
         for epoch in range(start_epoch, cfg.epochs):
             lr = lr_at(cfg, epoch)
             for group in self.opt.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_mult", 1.0)
             first = start_batch if epoch == start_epoch else 0
             if epoch != start_epoch:
                 acc = dict.fromkeys(_ACC_KEYS, 0.0)
@@ -1049,7 +1216,7 @@ class _Run:
             self._save(epoch, k, acc, done=False)  # noqa: F821 - the loop ran at least once when stopped
         if self.rank == 0:
             self._write_logs()
-            if completed:
+            if completed and not (finished and self.model_path.is_file()):
                 from artlib import checkpoints
                 metrics = {k: v for k, v in (self.log[-1] if self.log else {}).items() if isinstance(v, (int, float))}
                 checkpoints.save(self.model_path, {"model": self.model.state_dict()}, config=cfg.to_dict(),
@@ -1134,6 +1301,19 @@ class _Run:
         _write_json(self.run_dir / "log.json", [{k: (_finite(v) if isinstance(v, float) else v) for k, v in r.items()}
                                                 for r in self.log])
         _write_csv(self.run_dir / "steps.csv", self.steps)
+
+
+def _param_groups(model: nn.Module, cfg: TrainConfig) -> list:
+    """One group, or (``head_lr_mult != 1``) the backbone and the ResNet's ``layer4`` + ``fc`` at ``head_lr_mult``
+    times the lr (the released ART CUB code)."""
+    if cfg.head_lr_mult == 1.0:
+        return [{"params": list(model.parameters())}]
+    head = [p for n, p in model.named_parameters() if n.startswith(("net.layer4.", "net.fc."))]
+    if not any(n.startswith("net.layer4.") for n, _ in model.named_parameters()):
+        raise ValueError(f"head_lr_mult={cfg.head_lr_mult} needs a ResNet with layer4 and fc, got arch {cfg.arch!r}")
+    ids = {id(p) for p in head}
+    return [{"params": [p for p in model.parameters() if id(p) not in ids]},
+            {"params": head, "lr_mult": cfg.head_lr_mult}]
 
 
 def _augment_shard(x, mode, gen, B, sl):

@@ -16,6 +16,9 @@ bounding box is fit over this heatmap" the way CAM / ADL evaluations do. The pie
   :func:`threshold_sweep` / :class:`ThresholdSweep` — the same over a grid of thresholds (clovaai/wsolevaluation's
   MaxBoxAcc: the best threshold for the whole split).
 * :func:`mask_from_heatmap`, :func:`mask_from_box`, :func:`mask_iou`, :func:`top1_seg` — Fig. 7's segmentation.
+* :func:`segmentation_map`, :func:`evaluate_segmentation` — Fig. 7's IG / gradient masks and Top-1 Seg;
+  :func:`box_masks` — box-filled masks of a CUB split (a stand-in ground truth, not the paper's protocol).
+* :func:`cub_model`, :func:`cub_test_set` — the Table 2 / Fig. 7 CUB models (smoke or ART B.1) and their test split.
 * :func:`evaluate_localization` — the loop over a CUB-style dataset of ``(image, label, box)`` items.
 * :func:`load_flowers17_trimaps` — the Flowers-17 segmentation ground truth in its official format.
 * :func:`plot_localization`, :func:`plot_masks` — Fig. 5 / 13 and Fig. 7 panels.
@@ -66,7 +69,9 @@ __all__ = ["SETTINGS", "MAP_METHODS", "DEFAULT_THRESHOLDS", "PAPER_TABLE2", "PAP
            "postprocess_heatmap", "normalize_map", "cam_heatmap", "localization_map", "box_from_heatmap",
            "iou", "gt_known_loc", "top1_loc", "top1_acc", "ThresholdSweep", "threshold_sweep",
            "mask_from_heatmap", "mask_from_box", "mask_iou", "top1_seg", "evaluate_localization",
-           "Flowers17Trimaps", "load_flowers17_trimaps", "TRIMAP_FOREGROUND", "plot_localization", "plot_masks"]
+           "Flowers17Trimaps", "load_flowers17_trimaps", "TRIMAP_FOREGROUND", "plot_localization", "plot_masks",
+           "SEG_METHODS", "segmentation_map", "BoxMasks", "box_masks", "evaluate_segmentation",
+           "CUB_SMOKE_OVERRIDES", "CUB_PGD7", "cub_model", "cub_test_set"]
 
 SETTINGS = ("paper", "official")
 MAP_METHODS = ("grad", "cam", "gradcam")
@@ -738,6 +743,255 @@ def evaluate_localization(model: nn.Module, dataset, method: str = "grad", setti
     if keep:
         out.update({k: torch.cat(v) for k, v in kept.items()})
     return out
+
+
+# ----------------------------------------------------------------------------------------------- segmentation
+#: Attribution maps of ART Fig. 7 (Sec. 5 "Image Segmentation"): Integrated Gradients and the input gradient.
+SEG_METHODS = ("ig", "grad")
+
+
+def segmentation_map(model: nn.Module, x: torch.Tensor, target, method: str = "ig", n_steps: int = 50,
+                     ig_method: str = "gausslegendre") -> torch.Tensor:
+    r"""Segmentation heatmap ``[B, H, W]`` in ``[0, 1]`` of ART Fig. 7 (Sec. 5): "Attribution maps are converted
+    into gray-scale heatmaps and a smoothing filter is applied as a post-processing step".
+
+    * ``"ig"``: Integrated Gradients of the ``target`` logit (zero baseline, ``n_steps`` points,
+      :func:`artlib.attribution.attribute`); ``"grad"``: the input gradient ``\nabla_x f(x)_{target}`` ("gradient
+      [56]").
+
+    Both go through :func:`postprocess_heatmap` (``"paper"``: channel mean of ``|a|``, min-max, 3x3 mean filter),
+    the same post-processing as the WSOL boxes of Sec. 4.2 (the paper names no other filter for Fig. 7).
+
+    Args:
+        model (nn.Module): classifier on ``[0, 1]`` images (its ``training`` flag is restored).
+        x (Tensor): ``[B, C, H, W]``. target (int or Tensor[B]): class per image.
+        method (str): one of :data:`SEG_METHODS`. Default ``"ig"``.
+        n_steps (int): IG points. Default 50. ig_method (str): IG quadrature rule. Default ``"gausslegendre"``.
+
+    Returns:
+        Tensor ``[B, H, W]`` in ``[0, 1]``.
+
+    Example::
+
+        >>> heat = wsol.segmentation_map(model, x, y, method="ig", n_steps=20)
+        >>> masks = wsol.mask_from_heatmap(heat, 0.2)
+    """
+    from artlib import attribution
+    if method not in SEG_METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {list(SEG_METHODS)}")
+    if method == "ig":
+        attr = attribution.attribute(model, x, target, method="ig", n_steps=n_steps, ig_method=ig_method)
+    else:
+        attr = attribution.attribute(model, x, target, method="saliency")
+    return postprocess_heatmap(attr, "paper")
+
+
+class BoxMasks(torch.utils.data.Dataset):
+    """A CUB-style dataset of ``(image, label, box)`` seen as ``(image, label, mask)`` with the box filled in
+    (:func:`mask_from_box`): a stand-in segmentation ground truth where no masks exist (the smoke profile of the
+    Fig. 7 notebook: CUB boxes instead of the Flowers-17 trimaps). Not the paper's protocol: a box mask also covers
+    background around the object."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+        self.targets = getattr(dataset, "targets", None)
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        x, y, box = self.dataset[i]
+        return x, y, mask_from_box(torch.as_tensor(box, dtype=torch.float32), tuple(x.shape[-2:]))
+
+
+def box_masks(dataset) -> BoxMasks:
+    """``(image, label, box)`` items -> ``(image, label, box mask)``; see :class:`BoxMasks`.
+
+    Example::
+
+        >>> seg = box_masks(data.load_dataset("cub200", "test"))
+        >>> x, y, mask = seg[0]; mask.dtype
+        torch.bool
+    """
+    return BoxMasks(dataset)
+
+
+def _mask_sweep(heat: torch.Tensor, gt: torch.Tensor, thresholds: np.ndarray,
+                largest_component: bool) -> torch.Tensor:
+    """Mask IoU ``[T, B]`` of ``mask_from_heatmap(heat, t)`` against ``gt`` for every threshold ``t``."""
+    if not largest_component:  # one broadcast comparison over the grid
+        peak = heat.flatten(1).amax(1).view(1, -1, 1, 1)
+        t = torch.as_tensor(thresholds, dtype=heat.dtype, device=heat.device).view(-1, 1, 1, 1)
+        return mask_iou(heat.unsqueeze(0) > t * peak, gt.unsqueeze(0))
+    return torch.stack([mask_iou(mask_from_heatmap(heat, float(t), True), gt) for t in thresholds])
+
+
+def evaluate_segmentation(model: nn.Module, dataset, method: str = "ig", threshold: float = 0.2,
+                          thresholds: Optional[Sequence[float]] = None, n_steps: int = 50,
+                          largest_component: bool = False, batch_size: int = 16, keep: int = 0,
+                          iou_threshold: float = 0.5, device=None, progress: bool = True) -> dict:
+    """Top-1 Seg of ART Fig. 7 (Sec. 5) of ``model`` on a dataset of ``(image, label, mask)`` items
+    (:func:`load_flowers17_trimaps`, or :func:`box_masks` of a CUB split).
+
+    For each batch: logits (Top-1 Acc), the :func:`segmentation_map` of the ground-truth class, the mask
+    ``heat > threshold * max`` (:func:`mask_from_heatmap`), its IoU with the ground-truth mask; Top-1 Seg = correct
+    prediction and mask IoU >= ``iou_threshold`` (0.5). The paper states no mask threshold: ``threshold`` defaults
+    to 0.2 (the released code's box threshold for gradient maps) and the sweep over ``thresholds`` reports the best
+    one for the whole split as well (as :class:`ThresholdSweep` does for boxes).
+
+    Args:
+        model (nn.Module): classifier on ``[0, 1]`` images (its ``training`` flag is restored).
+        dataset: items ``(image [C, H, W], label, mask [H, W] bool)``.
+        method (str): ``"ig"`` or ``"grad"`` (:data:`SEG_METHODS`). threshold (float): mask threshold, default 0.2.
+        thresholds (sequence, optional): sweep grid, default ``np.arange(0, 1, 0.05)``; ``()`` skips the sweep.
+        n_steps (int): IG points, default 50. largest_component (bool): keep only the largest 8-connected component
+            of each mask (default False: the whole thresholded map).
+        batch_size (int): default 16. keep (int): also return the first ``keep`` images, heatmaps and masks.
+        iou_threshold (float): default 0.5. device: default the model's. progress (bool): tqdm bar.
+
+    Returns:
+        dict with ``top1_acc``, ``top1_seg``, ``mean_iou`` (at ``threshold``), ``threshold``, ``n``, per-image
+        ``ious`` [N] and ``correct`` [N]; the sweep's ``thresholds``, ``sweep_top1_seg`` [T], ``sweep_mean_iou`` [T],
+        ``best_threshold`` (first argmax of Top-1 Seg), ``best_top1_seg``, ``mean_iou_at_best``; with ``keep``:
+        ``images``, ``heatmaps``, ``masks``, ``gt_masks``, ``labels``, ``preds``.
+
+    Example::
+
+        >>> res = evaluate_segmentation(model, load_flowers17_trimaps(), method="ig")
+        >>> res["top1_seg"], res["best_threshold"]
+    """
+    from torch.utils.data import DataLoader
+    from tqdm.auto import tqdm
+    if method not in SEG_METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {list(SEG_METHODS)}")
+    thr = _check_fraction(threshold)
+    iou_t = _check_fraction(iou_threshold, "iou_threshold")
+    grid = np.round(np.arange(0.0, 1.0, 0.05) if thresholds is None else
+                    np.asarray(thresholds, dtype=np.float64).ravel(), 10)
+    for t in grid:
+        _check_fraction(float(t), "each threshold")
+    if device is None:
+        p = next(model.parameters(), None)
+        device = p.device if p is not None else torch.device("cpu")
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    ious, oks, sweeps = [], [], []
+    kept = {k: [] for k in ("images", "heatmaps", "masks", "gt_masks", "labels", "preds")}
+    n_kept = 0
+    with _eval_mode(model):
+        for x, y, gt in tqdm(loader, desc=f"seg {method}", disable=not progress, leave=False):
+            x, y, gt = x.to(device), torch.as_tensor(y).to(device), torch.as_tensor(gt).to(device).bool()
+            if gt.shape != (x.shape[0],) + tuple(x.shape[-2:]):
+                raise ValueError(f"masks {tuple(gt.shape)} do not match images {tuple(x.shape)}")
+            with torch.no_grad():
+                pred = model(x).argmax(1)
+            heat = segmentation_map(model, x, y, method, n_steps=n_steps)
+            masks = mask_from_heatmap(heat, thr, largest_component)
+            ious.append(mask_iou(masks, gt).cpu())
+            oks.append((pred == y).cpu())
+            if grid.size:
+                sweeps.append(_mask_sweep(heat, gt, grid, largest_component).cpu())
+            if n_kept < keep:
+                k = min(keep - n_kept, x.shape[0])
+                for name, v in (("images", x), ("heatmaps", heat), ("masks", masks), ("gt_masks", gt),
+                                ("labels", y), ("preds", pred)):
+                    kept[name].append(v[:k].detach().cpu())
+                n_kept += k
+    if not ious:
+        raise ValueError("the dataset is empty")
+    ious_t, ok_t = torch.cat(ious), torch.cat(oks)
+    out = dict(top1_acc=float(ok_t.float().mean()), top1_seg=float(((ious_t >= iou_t) & ok_t).float().mean()),
+               mean_iou=float(ious_t.mean()), threshold=thr, n=int(ious_t.numel()), ious=ious_t, correct=ok_t,
+               method=method)
+    if grid.size:
+        sw = torch.cat(sweeps, dim=1)                                       # [T, N]
+        seg = ((sw >= iou_t) & ok_t.unsqueeze(0)).float().mean(1).numpy()
+        best = int(np.argmax(seg))
+        out.update(thresholds=grid, sweep_top1_seg=seg, sweep_mean_iou=sw.mean(1).numpy(),
+                   best_threshold=float(grid[best]), best_top1_seg=float(seg[best]),
+                   mean_iou_at_best=float(sw[best].mean()))
+    if keep:
+        out.update({k: torch.cat(v) for k, v in kept.items()})
+    return out
+
+
+# ------------------------------------------------------------------------------------------------- CUB models
+#: Smoke training of the CUB-200 models of Table 2 / Fig. 7 (on top of ``artlib.train``'s ``cub200`` smoke profile:
+#: small-cnn, eps 2/255, L_attr on channel means for ART, ART B.1): every training / test image of the smoke data
+#: (150 each: 50 classes x 3), inputs 64x64 (the 73x73 resize cropped to 64, boxes following) so that a CPU trains
+#: ART in about a minute, 4 epochs of batch 16, test metrics once at the end.
+CUB_SMOKE_OVERRIDES = dict(image_size=64, train_subset=150, test_subset=150, batch_size=16, epochs=4, eval_every=4)
+#: PGD-7 of ART B.1 (eps 2/255 from the profile, 7 steps of 0.5/255); the paper profile sets it already.
+CUB_PGD7 = dict(steps=7, step_size=0.5 / 255)
+
+
+def cub_model(profile: str = "smoke", method: str = "natural", arch: Optional[str] = None,
+              pretrained: Optional[str] = None, progress: bool = False, **overrides):
+    """A CUB-200 classifier of ART Table 2 / Fig. 7 from :func:`artlib.reproduce.get_model` (checkpoint cache).
+
+    * ``profile="paper"``: ART B.1 (``train.config("paper", "cub200", method)``): ``arch`` ``"resnet50"``
+      (default) or ``"vgg-gap"`` fine-tuned from the ImageNet weights in the local file ``pretrained``
+      (torchvision format); PGD-7 eps 2/255 step 0.5/255; ART eps 2/255, a = 3, step 1.5/255, channel means.
+    * ``profile="smoke"``: the cub200 smoke profile plus :data:`CUB_SMOKE_OVERRIDES` (and :data:`CUB_PGD7` for
+      ``pgd``); ``arch`` defaults to the profile's small-cnn: one small backbone stands in for both Table 2
+      architectures.
+
+    The notebooks 13 (Table 2) and 14 (Fig. 7) both call this, so they share one checkpoint per model.
+
+    Args:
+        profile (str): ``"smoke"`` or ``"paper"``. method (str): ``"natural"``, ``"pgd"`` or ``"art"`` (any
+            :data:`artlib.train.METHODS`). arch (str, optional): overrides the profile's architecture.
+        pretrained (str, optional): local ImageNet weights file (paper profile). progress (bool): tqdm while training.
+        **overrides: further :class:`artlib.train.TrainConfig` fields.
+
+    Returns:
+        ``(model, result)`` as :func:`artlib.reproduce.get_model`; evaluate on
+        ``data.load_dataset("cub200", "test", transform=train.input_transform(result.config, "test"))``.
+
+    Example::
+
+        >>> model, result = cub_model("smoke", "art")
+        >>> result.config.image_size, result.config.eps * 255
+        (64, 2.0)
+    """
+    from artlib import reproduce
+    if profile not in ("smoke", "paper"):
+        raise ValueError(f"unknown profile {profile!r}; choices: ['smoke', 'paper']")
+    base = dict(CUB_SMOKE_OVERRIDES) if profile == "smoke" else {}
+    if profile == "smoke" and method == "pgd":
+        base.update(CUB_PGD7)
+    base.update(arch=arch, pretrained=pretrained)
+    base.update(overrides)
+    return reproduce.get_model(profile, "cub200", method, progress=progress, **base)
+
+
+def cub_test_set(config, subset=None, root=None, in_memory: bool = False):
+    """The CUB-200 test split at the input size a model was trained with (``train.input_transform(config,
+    "test")``: the 256 resize + 224 centre crop, or its ``image_size`` version), items ``(image, label, box)``.
+
+    Args:
+        config (TrainConfig): e.g. ``result.config`` of :func:`cub_model`. subset: as
+            :func:`artlib.data.load_dataset`. root: data root (default ``config.data_root``, else ``$ARTLIB_DATA``).
+        in_memory (bool): decode every image once and return a ``TensorDataset`` (kept for later calls with the same
+            root, subset and transform): for small splits evaluated several times (smoke); the full split at 224 would
+            take 3.5 GB. Default False.
+    """
+    from artlib import data, train
+    root = data.resolve_root(root if root is not None else config.data_root)
+    sub = tuple(subset) if isinstance(subset, (list, tuple)) else subset
+    key = (str(root), sub, config.image_size, config.dataset)
+    if in_memory and key in _TEST_SETS:
+        return _TEST_SETS[key]
+    ds = data.load_dataset("cub200", "test", root=root, subset=subset, transform=train.input_transform(config, "test"))
+    if not in_memory:
+        return ds
+    items = [ds[i] for i in range(len(ds))]
+    _TEST_SETS[key] = torch.utils.data.TensorDataset(torch.stack([it[0] for it in items]),
+                                                     torch.tensor([int(it[1]) for it in items]),
+                                                     torch.stack([it[2] for it in items]))
+    return _TEST_SETS[key]
+
+
+_TEST_SETS: dict = {}
 
 
 # ----------------------------------------------------------------------------------- Flowers-17 trimaps

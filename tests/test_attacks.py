@@ -461,3 +461,56 @@ def test_bad_inputs_raise_clearly(tiny):
         attacks.inductive_occlusion(model, x, y[:2], x, 4, 1, 1)
     assert not math.isnan(float(attacks.pgd(model, x, y, 0.0, 0.1, 2).sub(x).abs().max()))
     assert torch.equal(attacks.pgd(model, x, y, 0.0, 0.1, 2), x)                      # eps 0: x itself
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# the Inequality paper's released-script variants (issue 11): budgets and names
+# ----------------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["I", "II"])
+def test_released_noise_variant_respects_its_budget(kind):
+    """noise_eval.py: the N largest *signed* entries over C*H*W get U(min x, max x) noise (added or written), clamped
+    to the image's own range; nothing else changes."""
+    x = _images(B=3, H=16, W=16)
+    attr = torch.randn(x.shape, generator=torch.Generator().manual_seed(7))
+    y = torch.zeros(3, dtype=torch.long)
+    N = 50
+    res = attacks.inductive_noise(_Constant(), x, y, attr, N, kind=kind, variant="released", seed=0)
+    top = torch.zeros(3, 3 * 16 * 16, dtype=torch.bool).scatter_(1, attr.flatten(1).topk(N).indices, True)
+    changed = (res.x_adv != x).flatten(1)
+    assert bool((changed <= top).all()) and int(changed.sum(1).max()) <= N
+    assert int(changed.sum(1).min()) >= N - 5        # (an added draw can clamp back to the same value, rarely)
+    lo, hi = x.flatten(1).amin(1, keepdim=True), x.flatten(1).amax(1, keepdim=True)
+    assert bool(((res.x_adv.flatten(1) >= lo) & (res.x_adv.flatten(1) <= hi)).all())
+    same = attacks.inductive_noise(_Constant(), x, y, attr, N, kind=kind, setting="released", seed=0)
+    assert torch.equal(same.x_adv, res.x_adv)   # variant= is setting='released' under the issue's name
+
+
+def test_released_occlusion_variant_respects_its_budget():
+    """occlusion_eval.py: channel-mean (signed) map, squares of side 2r at the c largest pixels, black = the image's
+    minimum; with a model that never flips, the attack ends at its largest budget (c, r) = (max_count, max_radius)."""
+    x = _images(B=2, H=16, W=16)
+    attr = torch.randn(x.shape, generator=torch.Generator().manual_seed(8))
+    y = torch.zeros(2, dtype=torch.long)
+    res = attacks.inductive_occlusion(_Constant(), x, y, attr, region=1, max_count=3, max_radius=2, variant="released")
+    amap = attr.mean(1).flatten(1)
+    for b in range(2):
+        expected = torch.zeros(16, 16, dtype=torch.bool)
+        for i in amap[b].topk(3).indices.tolist():
+            cy, cx = divmod(i, 16)
+            expected[max(cy - 2, 0):cy + 2, max(cx - 2, 0):cx + 2] = True
+        assert bool((res.x_adv[b][:, expected] == x[b].min()).all())      # occluded with the image's minimum
+        assert torch.equal(res.x_adv[b][:, ~expected], x[b][:, ~expected])  # nothing else changed
+    assert not res.success.any()
+
+
+def test_variant_names_raise_listing_the_choices():
+    x = _images()
+    attr, y = torch.randn(x.shape), torch.zeros(2, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"unknown variant 'official'; choose one of \['paper', 'released'\]"):
+        attacks.inductive_noise(_Constant(), x, y, attr, 5, variant="official")
+    with pytest.raises(ValueError, match=r"unknown variant 'code'; choose one of \['paper', 'released'\]"):
+        attacks.inductive_occlusion(_Constant(), x, y, attr, region=1, max_count=1, max_radius=1, variant="code")
+    with pytest.raises(ValueError, match="contradicts"):
+        attacks.inductive_noise(_Constant(), x, y, attr, 5, setting="released", variant="paper")
+    with pytest.raises(ValueError, match=r"unknown setting 'released'; choose one of \['paper', 'official'\]"):
+        attacks.ifia(_Constant(), x, y, k=5, eps=EPS, step_size=1 / 255, steps=1, setting="released")

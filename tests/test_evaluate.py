@@ -248,3 +248,156 @@ def test_method_labels_and_paper_values():
     assert list(out.columns) == ["dataset", "model", "x", "paper PGD-40 acc (%)"]
     assert out["paper PGD-40 acc (%)"].iloc[0] == pytest.approx(44.07) and math.isnan(out["paper PGD-40 acc (%)"].iloc[1])
     assert "paper PGD-40 acc (%)" not in df.columns
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# robustness_report / attribution_robustness_vs_eps (ART Table 5, Figs 8-9, 11-12; notebooks 10-12)
+# ----------------------------------------------------------------------------------------------------------------------
+_IFIA_SMALL = dict(k=15, steps=2, n_steps_ig=5)
+
+
+def test_robustness_report_matches_its_parts_and_restores_state():
+    net = _small_cnn()
+    x = _images(8, (3, 12, 12), seed=5)
+    y = evaluate.predict(net, x)
+    y[:3] = (y[:3] + 1) % 4                                          # three misclassified images
+    x_acc, y_acc = _images(6, (3, 12, 12), seed=6), torch.tensor([0, 1, 2, 3, 0, 1])
+    net.train()
+    row, per_sample = evaluate.robustness_report(net, x, y, x_acc, y_acc, eps=8 / 255, step_size=4 / 255,
+                                                 pgd_steps=3, **_IFIA_SMALL)
+    assert net.training and all(p.requires_grad and p.grad is None for p in net.parameters())
+    ref = evaluate.attribution_robustness(net, x, y, eps=8 / 255, step_size=4 / 255, **_IFIA_SMALL)
+    assert per_sample["index"].tolist() == [3, 4, 5, 6, 7] == ref["index"].tolist()
+    assert per_sample.IN.tolist() == pytest.approx(ref.IN.tolist()) and per_sample.K.tolist() == pytest.approx(ref.K.tolist())
+    assert row["IN (%)"] == pytest.approx(100 * ref.IN.mean()) and row["K (%)"] == pytest.approx(100 * ref.K.mean())
+    assert row["Nat acc (%)"] == pytest.approx(100 * evaluate.accuracy(net, x_acc, y_acc))
+    assert row["PGD acc (%)"] == pytest.approx(100 * evaluate.robust_accuracy(net, x_acc, y_acc, steps=3))
+    assert row["n attacked"] == 5 and row["n acc"] == 6
+    row_same, _ = evaluate.robustness_report(net, x, y, eps=8 / 255, step_size=4 / 255, pgd_steps=3, **_IFIA_SMALL)
+    assert row_same["n acc"] == 8 and row_same["Nat acc (%)"] == pytest.approx(62.5)      # 5 of 8 correct
+    with pytest.raises(ValueError, match="x_acc and y_acc"):
+        evaluate.robustness_report(net, x, y, x_acc, None)
+
+
+def test_attribution_robustness_vs_eps_per_eps_rows():
+    net = _small_cnn()
+    x = _images(5, (3, 12, 12), seed=7)
+    y = evaluate.predict(net, x)
+    df = evaluate.attribution_robustness_vs_eps(net, x, y, [0.0, 8 / 255, 16 / 255], step_size=lambda e: e / 2,
+                                                **_IFIA_SMALL)
+    assert list(df.columns[:2]) == ["eps", "step_size"] and df.eps.unique().tolist() == pytest.approx([0, 8 / 255, 16 / 255])
+    assert len(df) == 15 and df.step_size.tolist() == pytest.approx([e / 2 for e in df.eps])
+    zero = df[df.eps == 0]
+    assert (zero.IN == 1.0).all() and (zero.K - 1.0).abs().max() < 1e-9         # no budget: maps unchanged
+    ref = evaluate.attribution_robustness(net, x, y, eps=16 / 255, step_size=8 / 255, **_IFIA_SMALL)
+    assert df[df.eps == 16 / 255].IN.tolist() == pytest.approx(ref.IN.tolist())
+    assert df[df.eps == 16 / 255].IN.mean() < 1.0                                # the attack moved some map
+    fixed = evaluate.attribution_robustness_vs_eps(net, x, y, [4 / 255], **_IFIA_SMALL)
+    assert fixed.step_size.tolist() == pytest.approx([1 / 255] * 5)               # A.3.5's step by default
+    for bad in ([], [-1 / 255], [float("nan")], 8 / 255):
+        with pytest.raises(ValueError, match="eps_values"):
+            evaluate.attribution_robustness_vs_eps(net, x, y, bad, **_IFIA_SMALL)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# ART Sec. 5 / appendix C protocols: targeted attribution attack, attack accuracy, accuracy vs eps, transfer matrix
+# ----------------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("n", [2, 3, 10, 101])
+def test_derangement_has_no_fixed_point_and_is_seeded(n):
+    p = evaluate.derangement(n, seed=7)
+    assert sorted(p.tolist()) == list(range(n)) and bool((p != torch.arange(n)).all())
+    assert torch.equal(p, evaluate.derangement(n, seed=7))
+    with pytest.raises(ValueError, match="n must be"):
+        evaluate.derangement(1)
+
+
+def test_targeted_attribution_robustness_moves_maps_towards_targets():
+    net = _small_cnn()
+    x = _images(4, (3, 12, 12), seed=5)
+    y = evaluate.predict(net, x)
+    kw = dict(k=20, eps=16 / 255, step_size=4 / 255, steps=3, n_steps_ig=6, beta=10.0, seed=1)
+    net.train()
+    df, maps = evaluate.targeted_attribution_robustness(net, x, y, return_maps=True, **kw)
+    assert net.training and all(p.grad is None for p in net.parameters())
+    assert df["index"].tolist() == [0, 1, 2, 3] and (df.target_index != df["index"]).all()
+    assert sorted(df.target_index) == [0, 1, 2, 3]
+    assert df.IN.between(0, 1).all() and df.K.between(-1, 1).all() and df.IN_target.between(0, 1).all()
+    # the attack keeps the best label-preserving iterate: never farther from the target than the clean image
+    assert (df.distance <= df.distance_before + 1e-9).all() and (df.distance < df.distance_before).any()
+    assert (df.IN[~df.success] == 1.0).all() and (df.step[df.success] >= 1).all()
+    assert float((maps["x_adv"] - maps["x"]).abs().max()) <= 16 / 255 + 1e-6
+    assert torch.equal(maps["target"], maps["original"][torch.tensor(df.target_index.tolist())])
+    assert maps["attacked"].shape == (4, 12, 12)
+    assert maps["original"].flatten(1).sum(1).tolist() == pytest.approx([144.0] * 4, rel=1e-4)
+    # the map of x_adv is what IN / K compare with the clean map
+    m1 = evaluate.attribution_maps(net, maps["x_adv"], y, "ig", n_steps_ig=6)
+    from artlib import metrics
+    assert metrics.topk_intersection(maps["original"].flatten(1), m1, 20).tolist() == \
+        pytest.approx(df.IN.tolist(), abs=1e-6)
+    # eps = 0: nothing moves
+    df0 = evaluate.targeted_attribution_robustness(net, x, y, **{**kw, "eps": 0.0})
+    assert (df0.IN == 1.0).all() and (df0.K - 1.0).abs().max() < 1e-9
+    with pytest.raises(ValueError, match="k must be"):
+        evaluate.targeted_attribution_robustness(net, x, y, k=145)
+    with pytest.raises(ValueError, match="at least 2"):
+        evaluate.targeted_attribution_robustness(net, x[:1], y[:1])
+
+
+def test_attack_accuracy_equals_transfer_to_itself_and_spatial_result_tuple():
+    from functools import partial
+    from artlib import attacks
+    net = _small_cnn()
+    x = _images(5, (3, 12, 12), seed=6)
+    y = evaluate.predict(net, x)
+    fn = partial(attacks.pgd, eps=8 / 255, step_size=2 / 255, steps=3, seed=0)
+    assert evaluate.attack_accuracy(net, x, y, fn) == attacks.transfer_accuracy(net, net, x, y, fn)
+    rot = partial(attacks.spatial_attack, rotations=[0.0], translations=[0.0])     # identity transform
+    assert evaluate.attack_accuracy(net, x, y, rot) == pytest.approx(evaluate.accuracy(net, x, y))
+
+
+def test_accuracy_vs_eps_endpoints_and_monotone_on_linear_model():
+    net = Linear(k=4, seed=2)
+    x = _images(12, seed=8)
+    y = evaluate.predict(net, x)                                      # all correct at eps 0
+    df = evaluate.accuracy_vs_eps({"lin": net}, x, y, [0.0, 1 / 255, 4 / 255, 1.0], steps=10)
+    assert list(df.columns) == ["model", "norm", "eps", "accuracy"] and df.eps.tolist()[0] == 0.0
+    acc = df.accuracy.tolist()
+    assert acc[0] == 1.0 and acc[-1] == 0.0                          # eps 1 reaches any image in [0, 1]^n
+    assert all(a >= b for a, b in zip(acc, acc[1:]))
+    # each point is robust_accuracy with step 0.25 * eps
+    assert acc[2] == evaluate.robust_accuracy(net, x, y, eps=4 / 255, step_size=1 / 255, steps=10)
+    d2 = evaluate.accuracy_vs_eps(net, x, y, [0.5], norm="l2", steps=5)
+    assert d2.model.tolist() == ["model"] and d2.norm.tolist() == ["l2"]
+    with pytest.raises(ValueError, match="norm"):
+        evaluate.accuracy_vs_eps(net, x, y, [0.1], norm="l1")
+    with pytest.raises(ValueError, match="eps_values"):
+        evaluate.accuracy_vs_eps(net, x, y, [-0.1])
+
+
+def test_transfer_matrix_matches_transfer_accuracy():
+    from functools import partial
+    from artlib import attacks
+    a, b = _small_cnn(seed=0), _small_cnn(seed=1)
+    x = _images(6, (3, 12, 12), seed=9)
+    y = evaluate.predict(a, x)
+    fn = partial(attacks.pgd, eps=8 / 255, step_size=2 / 255, steps=3, seed=0)
+    df = evaluate.transfer_matrix({"A": a, "B": b}, x, y, fn)
+    assert list(df.columns) == ["model", "A", "B", "clean"] and df.model.tolist() == ["A", "B"]
+    for i, tgt in enumerate([a, b]):
+        for src_name, src in (("A", a), ("B", b)):
+            assert df.loc[i, src_name] == attacks.transfer_accuracy(src, tgt, x, y, fn)
+    assert df.loc[0, "clean"] == 1.0
+    with pytest.raises(ValueError, match="attack_fn must return"):
+        evaluate.transfer_matrix({"A": a}, x, y, lambda m, xx, yy: xx[:1])
+
+
+def test_summarize_robustness_official_skips_images_without_a_label_preserving_iterate():
+    import pandas as pd
+    df = pd.DataFrame({"IN": [0.5, 1.0, 0.3], "K": [0.2, 1.0, 0.4], "success": [True, False, True], "step": [3, 0, 1]})
+    paper = evaluate.summarize_robustness(df)
+    assert paper["n"] == 3 and paper["skipped"] == 0 and paper["IN (%)"] == pytest.approx(100 * 1.8 / 3)
+    official = evaluate.summarize_robustness(df, "official")
+    assert official["n"] == 2 and official["skipped"] == 1
+    assert official["IN (%)"] == pytest.approx(40.0) and official["K (%)"] == pytest.approx(30.0)
+    with pytest.raises(ValueError, match="choices"):
+        evaluate.summarize_robustness(df, "released")

@@ -372,3 +372,155 @@ def test_bad_shapes_and_attack_budgets(tiny):
         losses.ig_norm(model, x, x, y, steps=0)
     with pytest.raises(ValueError, match="unknown objective"):
         losses.ig_perturb(model, x, y, objective="xent")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The authors' released loss and inner attack (setting "official", issue 11)
+# ----------------------------------------------------------------------------------------------------------------------
+MEAN, STD = (0.49, 0.48, 0.45), (0.20, 0.25, 0.30)
+
+
+def _normalized_tiny(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(models.Normalize(MEAN, STD), TinyNet()).double()
+
+
+def _official_transcription(model, x, x_adv, y, beta, channel_mean=False):
+    """The released loss written out per row, nothing shared: rows z = [x; x_adv]; for row j the gradients of the true
+    and runner-up softplus logits of every row k of the same original sample (k in {i, i + B}) at k's own input, taken
+    w.r.t. the normalised image (each row through the model alone); d_ap = max_k 1 - cos(zn_j, g^y_k), d_an = min_k
+    1 - cos(zn_j, g^i*_k); mean over the 2B rows of log(1 + exp(-(d_an - d_ap))). Also returns the 2B x 2 matrices of
+    the positive / negative distances (own, cross)."""
+    mean = torch.tensor(MEAN, dtype=torch.float64).view(3, 1, 1)
+    std = torch.tensor(STD, dtype=torch.float64).view(3, 1, 1)
+    net = model[1]
+    z = torch.cat([x, x_adv]).detach()
+    yy = torch.cat([y, y])
+    B = x.shape[0]
+    gy, gi = [], []
+    with models.softplus_relu(net, beta):
+        for k in range(2 * B):
+            zn = ((z[k:k + 1] - mean) / std).requires_grad_(True)   # the network after the Normalize layer
+            logits = net(zn)[0]
+            others = [i for i in range(logits.shape[0]) if i != int(yy[k])]
+            i_star = max(others, key=lambda i: float(logits[i].detach()))
+            gy.append(torch.autograd.grad(logits[int(yy[k])], zn, retain_graph=True)[0][0])
+            gi.append(torch.autograd.grad(logits[i_star], zn)[0][0])
+
+    def vec(t):
+        return (t.abs().mean(0) if channel_mean else t).flatten()
+
+    def d(img, g):
+        a, b = vec(img), vec(g)
+        return 1 - float(a @ b) / (float(a.norm()) * float(b.norm()))
+
+    out, dp, dn = [], [], []
+    for j in range(2 * B):
+        img = ((z[j] - mean[:, :, :]) / std)
+        ks = (j, (j + B) % (2 * B))
+        pos = [d(img, gy[k]) for k in ks]
+        neg = [d(img, gi[k]) for k in ks]
+        dp.append(pos)
+        dn.append(neg)
+        out.append(math.log(1 + math.exp(-(min(neg) - max(pos)))))
+    return sum(out) / len(out), torch.tensor(dp, dtype=torch.float64), torch.tensor(dn, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("channel_mean", [False, True])
+@pytest.mark.parametrize("impl", ["fast", "reference"])
+def test_art_loss_official_equals_transcription(channel_mean, impl):
+    model = _normalized_tiny()
+    torch.manual_seed(1)
+    x = torch.rand(4, 3, 6, 6, dtype=torch.float64)
+    x_adv = (x + 0.1 * torch.randn_like(x)).clamp(0, 1)
+    y = torch.tensor([0, 1, 2, 3])
+    ref, dp, dn = _official_transcription(model, x, x_adv, y, 50.0, channel_mean)
+    got = losses.art_loss_official(model, x, x_adv, y, beta=50.0, channel_mean=channel_mean, impl=impl).detach()
+    assert got.dim() == 0
+    assert abs(float(got) - ref) <= 1e-6, (float(got), ref)
+    t = losses.art_terms_official(model, x, x_adv, y, 50.0, channel_mean, impl)
+    assert torch.allclose(t["d_ap"].detach(), dp.max(1).values, atol=1e-9)
+    assert torch.allclose(t["d_an"].detach(), dn.min(1).values, atol=1e-9)
+    assert float(t["loss"].detach().mean()) == pytest.approx(float(got), abs=1e-12)
+
+
+def test_art_loss_official_cross_pair_is_the_hardest():
+    """A case where, for some rows, the cross pair (the clean image against the perturbed copy's gradient, or the other
+    way round) gives the larger positive / smaller negative distance: the mining must take it, and the transcription
+    (which has it) and artlib agree; dropping the cross pair gives a different value."""
+    model = _normalized_tiny(3)
+    torch.manual_seed(4)
+    x = torch.rand(3, 3, 6, 6, dtype=torch.float64)
+    x_adv = torch.rand(3, 3, 6, 6, dtype=torch.float64)   # far from x: own and cross gradients differ a lot
+    y = torch.tensor([0, 2, 4])
+    ref, dp, dn = _official_transcription(model, x, x_adv, y, 50.0)
+    assert bool((dp[:, 1] > dp[:, 0]).any()) and bool((dn[:, 1] < dn[:, 0]).any())  # cross pairs are the hardest
+    got = losses.art_loss_official(model, x, x_adv, y, beta=50.0).detach()
+    assert abs(float(got) - ref) <= 1e-6
+    own_only = F.softplus(-(dn[:, 0] - dp[:, 0])).mean()
+    assert abs(float(own_only) - ref) > 1e-4
+
+
+def test_art_loss_official_gradients_reach_the_weights():
+    model = _normalized_tiny()
+    torch.manual_seed(2)
+    x = torch.rand(4, 3, 6, 6, dtype=torch.float64)
+    x_adv = (x + 0.05 * torch.randn_like(x)).clamp(0, 1)
+    y = torch.tensor([0, 1, 2, 3])
+    loss = losses.art_loss_official(model, x, x_adv, y)
+    params = [p for n, p in model.named_parameters() if n != "1.fc.bias"]  # the last bias does not move g
+    grads = torch.autograd.grad(loss, params)
+    assert all(bool(torch.isfinite(g).all()) and float(g.abs().sum()) > 0 for g in grads)
+    # the first conv's weights are reached only through the input gradients' graph (create_graph)
+    assert float(grads[0].abs().sum()) > 0
+    # and the gradient is the derivative of the value (central difference on one weight)
+    w = model[1].c1.weight
+    with torch.no_grad():
+        w[0, 0, 0, 0] += 1e-6
+        up = float(losses.art_loss_official(model, x, x_adv, y).detach())
+        w[0, 0, 0, 0] -= 2e-6
+        down = float(losses.art_loss_official(model, x, x_adv, y).detach())
+        w[0, 0, 0, 0] += 1e-6
+    assert (up - down) / 2e-6 == pytest.approx(float(grads[0][0, 0, 0, 0]), rel=1e-4, abs=1e-8)
+
+
+def test_art_loss_official_bad_input():
+    model = _normalized_tiny()
+    x = torch.rand(2, 3, 6, 6, dtype=torch.float64)
+    y = torch.tensor([0, 1])
+    with pytest.raises(ValueError, match="x_adv must be shaped like x"):
+        losses.art_loss_official(model, x, x[:1], y)
+    with pytest.raises(ValueError, match="channel_mean"):
+        losses.art_loss_official(model, x, x, y, channel_mean="mean")
+    with pytest.raises(ValueError, match="Normalize"):
+        losses.art_loss_official(TinyNet().double(), x, x, y)
+    with pytest.raises(ValueError, match="unknown impl 'slow'; choices: 'fast', 'reference'"):
+        losses.art_loss_official(model, x, x, y, impl="slow")
+
+
+@pytest.mark.parametrize("topk", [1, 10, 50])
+def test_topk_restricted_attack_touches_only_the_chosen_entries(topk):
+    model = _normalized_tiny()
+    torch.manual_seed(5)
+    x = torch.rand(4, 3, 6, 6, dtype=torch.float64)
+    y = torch.tensor([0, 1, 2, 3])
+    noise = torch.rand_like(x)
+    eps = 8 / 255
+    start = (x + (2 * noise - 1) * eps).clamp(0, 1)
+    mask = losses.topk_entry_mask(model, start, y, topk)
+    assert torch.equal(mask.flatten(1).sum(1), torch.full((4,), float(topk), dtype=torch.float64))
+    # the mask is the top-k of |g^y * std| of the ReLU model at the start (independent computation)
+    z = start.clone().requires_grad_(True)
+    g, = torch.autograd.grad(model(z).gather(1, y[:, None]).sum(), z)
+    score = (g * torch.tensor(STD, dtype=torch.float64).view(3, 1, 1)).abs().flatten(1)
+    thr = score.sort(1, descending=True).values[:, topk - 1:topk]
+    assert bool(((score > thr) <= (mask.flatten(1) > 0)).all())
+    x_adv = losses.art_perturb_official(model, x, y, eps=eps, step_size=5 / 255, steps=3, topk=topk, noise=noise)
+    moved = (x_adv != start)
+    assert bool(moved.any())
+    assert bool((moved <= (mask > 0)).all())          # nothing outside the chosen entries moved
+    assert float((x_adv - x).abs().max()) <= eps + 1e-12 and float(x_adv.min()) >= 0 and float(x_adv.max()) <= 1
+    full = losses.art_perturb(model, x, y, eps, 5 / 255, 3, space="normalized", noise=noise)
+    assert int((full != start).sum()) > int(moved.sum())   # the unrestricted ascent moves more entries
+    with pytest.raises(ValueError, match=r"topk must be an int in \[1, 108\]"):
+        losses.art_perturb_official(model, x, y, topk=109)

@@ -320,3 +320,23 @@ def test_metrics_batched_large_and_device(device):
     np.testing.assert_allclose(outs["kendall"].cpu()[idx].numpy(), ref, atol=1e-5)
     np.testing.assert_allclose(outs["gini_g"].cpu()[idx].numpy(),
                                [gini_paper_np(np.abs(a[i].numpy() - 0.5).ravel()) for i in idx], atol=1e-5)
+
+
+# issue 11: the released code's positive part under the issue's name
+def test_gini_part_positive_is_gini_of_the_clamped_values():
+    g = torch.Generator().manual_seed(11)
+    a = torch.randn(4, 3, 8, 8, generator=g)
+    pos = metrics.gini_global(a, part="positive")
+    torch.testing.assert_close(pos, metrics.gini(a.clamp_min(0).flatten(1)))
+    torch.testing.assert_close(pos, metrics.gini_global(a, setting="released"))
+    torch.testing.assert_close(metrics.gini_global(a, part="abs"), metrics.gini(a.abs().flatten(1)))
+    reg = metrics.gini_regional(a, 4, part="positive")
+    blocks = a.clamp_min(0).sum(1).reshape(4, 2, 4, 2, 4).sum((2, 4)).flatten(1)
+    torch.testing.assert_close(reg, metrics.gini(blocks))
+    assert not torch.allclose(pos, metrics.gini_global(a, part="abs"))
+    with pytest.raises(ValueError, match="unknown part 'negative'; choices: 'abs', 'positive'"):
+        metrics.gini_global(a, part="negative")
+    with pytest.raises(ValueError, match="unknown part 'pos'"):
+        metrics.gini_regional(a, 4, part="pos")
+    with pytest.raises(ValueError, match="contradicts"):
+        metrics.gini_global(a, setting="released", part="abs")

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import torch
@@ -143,7 +144,8 @@ def test_cutout_and_augment_are_deterministic_and_shard_consistently():
 # ----------------------------------------------------------------------------------------------------------------------
 METHOD_CASES = [("natural", {}), ("pgd", {}), ("pgd", dict(norm="l2", eps=0.5)), ("pgd", dict(eps=2 / 255)),
                 ("pgd_cutout", {}), ("art", {}), ("art", dict(i_star="perturbed", attr_space="normalized")),
-                ("art_pgd", {}), ("art_variant", dict(variant="eq2")), ("art_variant", dict(variant="eq4_l2")),
+                ("art", dict(setting="official")), ("art_pgd", {}), ("art_variant", dict(variant="eq2")),
+                ("art_variant", dict(variant="eq4_l2")),
                 ("art_variant", dict(variant="eq4_cos")), ("art_variant", dict(variant="argmin")),
                 ("ig_norm", {}), ("ig_sum_norm", {})]
 
@@ -196,9 +198,19 @@ def test_full_smoke_epoch_writes_logs_and_a_loadable_model(shared_data, tmp_path
     assert not model.training
     for k, v in result.model.state_dict().items():
         assert torch.equal(v.cpu(), model.state_dict()[k])
-    # Re-running the finished configuration resumes, trains nothing and returns the same log.
-    again = train.train(cfg)
-    assert again.resumed_from == 4 and again.log == result.log
+    # Re-running the finished configuration resumes, trains nothing and returns the same log - without decoding
+    # any data (the checkpoint-cache hit of reproduce.get_model).
+    def no_data(*a, **k):
+        raise AssertionError("a finished run must not load its data")
+    with mock.patch.object(train, "_Data", no_data):
+        again = train.train(cfg)
+    assert again.resumed_from == 4 and again.log == result.log and again.completed
+    for k, v in result.model.state_dict().items():
+        assert torch.equal(v.cpu(), again.model.state_dict()[k].cpu())
+    # epochs is not in the run key (runs can be extended), but a finished longer run is never handed out as a
+    # shorter one.
+    with pytest.raises(ValueError, match="already holds 2 epochs but epochs=1"):
+        train.train(cfg.replace(epochs=1))
     # A different configuration under the same run folder is refused.
     with pytest.raises(ValueError, match="different configuration .*'lam'"):
         train.train(cfg.replace(lam=0.7, run_name=result.run_dir.name))
@@ -299,7 +311,7 @@ def test_resume_after_sigkill_gives_the_same_weights(shared_data, tmp_path):
             proc.kill()
         proc.wait(timeout=60)
     assert killed_at is not None and proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
-    (run,) = list(cut.iterdir())
+    (run,) = [p for p in cut.iterdir() if p.is_dir()]           # (beside it: the run's .lock file)
     assert not (run / "model.pt").exists()                     # it really was interrupted
     state, _ = checkpoints.load(run / "last.pt")
     assert 2 <= state["global_step"] < 12 and state["batch"] > 0   # mid-epoch checkpoint
@@ -342,3 +354,90 @@ def _steps(run):
     import csv
     with open(run / "steps.csv") as fh:
         return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(fh)]
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# setting="official": the ART authors' released recipe (issue 11)
+# ----------------------------------------------------------------------------------------------------------------------
+def test_adding_the_setting_field_keeps_every_existing_fingerprint():
+    """Hashes computed before ``setting`` / ``topk`` / ``head_lr_mult`` existed: the run folders (model cache) of
+    every existing configuration stay valid."""
+    assert train.config("smoke", "cifar10", "art").fingerprint() == "14b38173"
+    assert train.config("paper", "cifar10", "art").fingerprint() == "27738a2f"
+    assert train.config("smoke", "cifar10", "pgd").fingerprint() == "aa2d60ec"
+    assert train.config("smoke", "cifar10", "natural").fingerprint() == "aff3f81d"
+    d = train.config("smoke", "cifar10", "art").trajectory_dict()
+    assert "setting" not in d and "topk" not in d and "head_lr_mult" not in d
+    off = train.config("smoke", "cifar10", "art", setting="official")
+    assert off.trajectory_dict()["setting"] == "official" and off.fingerprint() != "14b38173"
+
+
+def test_official_profile_carries_the_released_recipe():
+    c = train.config("official", "cifar10", "art")
+    assert (c.setting, c.profile, c.arch, c.batch_size, c.epochs, c.nesterov) == ("official", "official", "wrn-28-10",
+                                                                                 234, 101, True)
+    assert (c.lr, c.momentum, c.weight_decay, c.lr_milestones, c.lr_factors) == (0.1, 0.9, 2e-4, [50, 80], [0.1, 0.1])
+    assert [train.lr_at(c, e) for e in (49, 50, 79, 80, 100)] == pytest.approx([0.1, 0.01, 0.01, 0.001, 0.001])
+    assert (c.eps, c.step_size, c.steps, c.lam, c.beta) == (EPS, 5 / 255, 3, 0.5, 50.0)
+    assert (c.augment, c.i_star, c.attr_space, c.topk) == ("crop_flip_jitter", "perturbed", "normalized", None)
+    u = train.config("official", "cub200", "art")
+    assert (u.batch_size, u.head_lr_mult, u.reduce_channels, u.eps, u.step_size) == (12, 10.0, "abs_mean", 2 / 255,
+                                                                                     1.5 / 255)
+    s = train.config("smoke", "cifar10", "art", setting="official")   # smoke scale, released algorithm
+    assert (s.arch, s.batch_size, s.epochs, s.step_size, s.nesterov) == ("small-cnn", 32, 2, 5 / 255, True)
+    assert train.config("smoke", "cifar10", "art", setting="official", step_size=1 / 255).step_size == 1 / 255
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: train.config("smoke", "cifar10", "art", setting="released"),
+     "unknown setting 'released'; choices: 'paper', 'official'"),
+    (lambda: train.config("smoke", "cifar10", "pgd", setting="official"), "only for method 'art'"),
+    (lambda: train.config("official", "cifar10", "pgd"), "profile 'official'"),
+    (lambda: train.config("official", "svhn", "art"), "profile 'official'"),
+    (lambda: train.config("smoke", "cifar10", "art", setting="official", attr_space="pixel"),
+     "attr_space='normalized'"),
+    (lambda: train.config("smoke", "cifar10", "art", topk=0), "topk must be >= 1"),
+    (lambda: train.config("smoke", "cifar10", "art", head_lr_mult=0), "head_lr_mult must be > 0"),
+])
+def test_bad_official_configs_raise(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_official_method_loss_is_ce_of_perturbed_plus_released_attr(shared_data, tmp_path):
+    from artlib import losses
+    cfg = _small(tmp_path, "art", setting="official", topk=200)
+    X, Y = _fixed_batch(cfg)
+    model = train.build_model(cfg).train()
+    out = train.method_loss(model, X, Y, cfg, seed=3)
+    u = torch.rand(X.shape, generator=torch.Generator().manual_seed(3))  # method_loss's random-start draws
+    start = (X + (2 * u - 1) * cfg.eps).clamp(0, 1)
+    moved = (out["x_t"] != start).flatten(1).sum(1)
+    assert bool((moved <= 200).all()) and bool((moved > 0).all())   # only the top-k entries moved from the start
+    with torch.no_grad():
+        ce = torch.nn.functional.cross_entropy(model(out["x_t"]), Y, reduction="none")
+    assert torch.allclose(out["ce"], ce, atol=1e-5)
+    ref = losses.art_loss_official(model, out["x"], out["x_t"], Y, 50.0)
+    assert float(out["attr"].mean()) == pytest.approx(float(ref.detach()), abs=1e-5)
+    assert torch.allclose(out["loss"].detach(), ce + 0.5 * out["attr"], atol=1e-5)
+
+
+def test_released_augmentation_is_deterministic_and_in_range():
+    x = torch.rand(6, 3, 32, 32)
+    a = train._augment(x, "crop_flip_jitter", torch.Generator().manual_seed(0))
+    b = train._augment(x, "crop_flip_jitter", torch.Generator().manual_seed(0))
+    assert torch.equal(a, b) and a.shape == x.shape and float(a.min()) >= 0 and float(a.max()) <= 1
+    assert not torch.equal(a, train._augment(x, "crop_flip", torch.Generator().manual_seed(0)))
+
+
+def test_head_lr_mult_param_groups():
+    from artlib import models
+    net = models.build_model("resnet18", 10)
+    cfg = train.config("smoke", "cifar10", "art", arch="resnet18", head_lr_mult=10.0)
+    groups = train._param_groups(net, cfg)
+    assert len(groups) == 2 and groups[1]["lr_mult"] == 10.0
+    names = {id(p): n for n, p in net.named_parameters()}
+    assert all(names[id(p)].startswith(("net.layer4.", "net.fc.")) for p in groups[1]["params"])
+    assert sum(len(g["params"]) for g in groups) == len(list(net.parameters()))
+    with pytest.raises(ValueError, match="needs a ResNet"):
+        train._param_groups(models.build_model("small-cnn", 10), train.config("smoke", head_lr_mult=10.0))

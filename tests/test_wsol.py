@@ -266,11 +266,13 @@ def test_top1_seg_and_mask_bad_inputs():
 
 
 # ------------------------------------------------------------------------------- boxes under the CUB transforms
-def test_boxes_consistent_under_cub_transforms(tmp_path):
-    """A bright rectangle drawn where the CUB box is stays where the loader's transformed box says: the box fitted
-    on the transformed image agrees with the transformed ground-truth box (Resize(256, 256) + CenterCrop(224))."""
-    base = tmp_path / "CUB_200_2011"
-    items = [(1, (400, 300), (60, 27, 265, 223)), (2, (256, 256), (10, 100, 20, 30)), (3, (300, 500), (0, 0, 300, 500))]
+_CUB_ITEMS = [(1, (400, 300), (60, 27, 265, 223)), (2, (256, 256), (10, 100, 20, 30)),
+              (3, (300, 500), (0, 0, 300, 500))]
+
+
+def _write_cub(root, items=_CUB_ITEMS):
+    """A CUB_200_2011 folder in the official format: each test image black with a white rectangle at its box."""
+    base = root / "CUB_200_2011"
     (base / "images" / "001.A").mkdir(parents=True)
     for i, size, (x, y, w, h) in items:
         img = np.zeros((size[1], size[0], 3), dtype=np.uint8)
@@ -280,6 +282,12 @@ def test_boxes_consistent_under_cub_transforms(tmp_path):
                       ("train_test_split.txt", "{i} 0"), ("bounding_boxes.txt", "{i} {x} {y} {w} {h}")]:
         (base / name).write_text("".join(fmt.format(i=i, x=b[0], y=b[1], w=b[2], h=b[3]) + "\n"
                                          for i, _, b in items))
+
+
+def test_boxes_consistent_under_cub_transforms(tmp_path):
+    """A bright rectangle drawn where the CUB box is stays where the loader's transformed box says: the box fitted
+    on the transformed image agrees with the transformed ground-truth box (Resize(256, 256) + CenterCrop(224))."""
+    _write_cub(tmp_path)
     ds = data.load_dataset("cub200", "test", root=tmp_path)
     for k in range(len(ds)):
         x, _, box = ds[k]
@@ -419,3 +427,79 @@ def test_real_cub_images_localize(shared_data):
     assert b.shape == (6, 4) and (b[:, :2] <= b[:, 2:]).all() and b.min() >= 0 and b.max() <= 223
     assert (res["gt_boxes"][:, :2] < res["gt_boxes"][:, 2:]).all()
     assert res["gt_known_loc"] == pytest.approx((res["ious"] >= 0.5).float().mean().item())
+
+
+# ------------------------------------------------------------------------- small input size (smoke) and box masks
+def test_image_size_rescales_cub_images_and_boxes_and_keeps_fingerprints(tmp_path):
+    """``TrainConfig.image_size`` (train.input_transform): CUB at 64x64 keeps the 256/224 resize-to-crop ratio, so
+    its boxes are the 224 boxes scaled by 64/224 (within the rounding of a pixel) and still cover the drawn
+    rectangle; the field is left out of the fingerprint when None (existing run folders stay valid)."""
+    from artlib import train
+    _write_cub(tmp_path)
+    base = train.config("smoke", "cub200", "natural")
+    assert "image_size" not in base.trajectory_dict()
+    assert train.config("smoke", "cifar10", "natural").fingerprint() == "aff3f81d"
+    cfg = train.config("smoke", "cub200", "natural", image_size=64)
+    assert cfg.trajectory_dict()["image_size"] == 64 and cfg.fingerprint() != base.fingerprint()
+    assert train.input_transform(base, "test") is None
+    big = data.load_dataset("cub200", "test", root=tmp_path)
+    small = wsol.cub_test_set(cfg, root=tmp_path)
+    for k in range(len(big)):
+        x, _, box = small[k]
+        assert x.shape == (3, 64, 64)
+        assert (box - big[k][2] * 64 / 224).abs().max() <= 1.5, (k, box)
+        fitted = wsol.box_from_heatmap(x.mean(0), 0.5)
+        assert wsol.iou(fitted, box).item() > 0.8
+    with pytest.raises(ValueError, match="image_size"):
+        train.config("smoke", "cub200", "natural", image_size=0)
+    cif = train.config("smoke", "cifar10", "natural", image_size=16)
+    assert train.input_transform(cif, "test")(Image.new("RGB", (32, 32))).shape == (3, 16, 16)
+
+
+def test_box_masks_and_segmentation_sweep(tmp_path):
+    _write_cub(tmp_path)
+    seg = wsol.box_masks(data.load_dataset("cub200", "test", root=tmp_path))
+    x, y, m = seg[0]
+    assert len(seg) == 3 and m.dtype == torch.bool and m.shape == x.shape[-2:] and y == 0
+    assert (x.mean(0)[m] > 0.9).float().mean() > 0.95                          # the mask is the white rectangle
+    gen = torch.Generator().manual_seed(4)
+    heat = torch.nn.functional.avg_pool2d(torch.rand(3, 1, 20, 20, generator=gen), 5, 1, 2)[:, 0]
+    gt = heat > 0.5
+    grid = np.array([0.0, 0.3, 0.6, 0.9])
+    for lc in (False, True):
+        got = wsol._mask_sweep(heat, gt, grid, lc)
+        ref = torch.stack([wsol.mask_iou(wsol.mask_from_heatmap(heat, float(t), lc), gt) for t in grid])
+        assert got.shape == (4, 3) and torch.allclose(got, ref)
+
+
+@pytest.mark.parametrize("method", ["ig", "grad"])
+def test_segmentation_map_and_evaluate_segmentation_on_fixture(method):
+    model = _small_model()
+    model.train()
+    gen = torch.Generator().manual_seed(5)
+    x = torch.rand(2, 3, 24, 24, generator=gen)
+    heat = wsol.segmentation_map(model, x, torch.tensor([0, 1]), method=method, n_steps=8)
+    assert heat.shape == (2, 24, 24) and heat.min() >= 0 and heat.max() <= 1 and model.training
+    masks = torch.zeros(5, 24, 24, dtype=torch.bool)
+    masks[:, 4:18, 6:20] = True
+    items = [(torch.rand(3, 24, 24, generator=gen), k % 3, masks[k]) for k in range(5)]
+    res = wsol.evaluate_segmentation(model, items, method=method, n_steps=8, batch_size=2, keep=3, progress=False,
+                                     thresholds=[0.1, 0.2, 0.5])
+    assert res["n"] == 5 and model.training
+    hits = (res["ious"] >= 0.5) & res["correct"]
+    assert res["top1_seg"] == pytest.approx(hits.float().mean().item())
+    assert res["mean_iou"] == pytest.approx(res["ious"].mean().item())
+    assert res["sweep_top1_seg"][1] == pytest.approx(res["top1_seg"])          # the sweep at 0.2 = the fixed run
+    assert res["sweep_mean_iou"][1] == pytest.approx(res["mean_iou"])
+    assert res["best_top1_seg"] == pytest.approx(max(res["sweep_top1_seg"]))
+    assert res["masks"].shape == (3, 24, 24) and res["gt_masks"].dtype == torch.bool
+    assert torch.equal(res["masks"], wsol.mask_from_heatmap(res["heatmaps"], 0.2))
+    with pytest.raises(ValueError, match="method"):
+        wsol.segmentation_map(model, x, 0, method="cam")
+    with pytest.raises(ValueError, match="masks"):
+        wsol.evaluate_segmentation(model, [(x[0], 0, masks[0, :10])], method=method, progress=False)
+
+
+def test_cub_model_bad_profile():
+    with pytest.raises(ValueError, match="profile"):
+        wsol.cub_model("official", "art")
