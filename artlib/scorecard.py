@@ -1,0 +1,243 @@
+"""The scorecard: every paper number a notebook reproduces, paper vs reproduced vs difference, per table.
+
+The table notebooks write their tables under ``figures/*.csv`` with the paper's value beside each reproduced one
+(:func:`artlib.evaluate.with_paper_values` adds ``"paper <column>"``; some notebooks write ``"paper_<column>"``).
+:func:`collect` reads every such CSV, pairs each numeric paper column with its reproduced column and returns one
+row per (table, table row, metric) with a paper value. Tables that do not exist yet (notebooks not run) are simply
+absent; a CSV without paper columns contributes nothing.
+
+Pairing rule (:func:`paper_pairs`): ``"paper X"`` / ``"paper_X"`` pairs with column ``X`` (else ``X_mean`` /
+``"X mean"``, a mean over seeds); failing that, with the column equal to ``X`` up to the number of attack steps
+(``"paper PGD-40 acc (%)"`` with ``"PGD-10 acc (%)"``: the smoke profile runs fewer steps; the pairing is recorded in
+``reproduced column``).
+
+Tolerance rule (:func:`tolerance`): a reproduced value *agrees* with the paper when
+``|reproduced - paper| <= max(ABS_TOL[unit], REL_TOL * |paper|)``, with ``ABS_TOL = 5`` percentage points for
+percentages (columns with ``%`` in the name) and ``0.05`` for 0-1 quantities (fractions, Gini indices, error rates),
+and ``REL_TOL = 10 %``. Only the paper profile (the papers' models, data and settings) is expected to meet it; smoke
+numbers come from tiny models trained for seconds and are not paper-scale.
+
+Example::
+
+    >>> from artlib import scorecard
+    >>> card = scorecard.collect()                 # long table over figures/*.csv
+    >>> scorecard.summarize(card)                  # per table: numbers compared, within tolerance, mean |diff|
+    >>> fig = scorecard.scatter(card)              # paper vs reproduced, one panel per table
+"""
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+import pandas as pd
+
+__all__ = ["ABS_TOL", "REL_TOL", "COLUMNS", "SMOKE_NOTE", "unit_of", "tolerance", "paper_pairs", "collect_table",
+           "collect", "summarize", "scatter", "save", "rule_text"]
+
+#: Absolute tolerance per unit: percentage points for ``(%)`` columns, absolute for 0-1 quantities.
+ABS_TOL = {"percent": 5.0, "fraction": 0.05}
+#: Relative tolerance (of the paper's value); the larger of the two applies.
+REL_TOL = 0.10
+#: Columns of :func:`collect`'s result.
+COLUMNS = ["table", "row", "metric", "reproduced column", "setting", "unit", "paper", "reproduced", "difference",
+           "tolerance", "within tolerance"]
+#: What the scorecard says on the smoke profile.
+SMOKE_NOTE = ("SMOKE PROFILE: these reproduced numbers are NOT paper-scale. They come from small CNNs trained for "
+              "seconds on a few hundred real images and evaluated on a few dozen, with shortened attacks; only "
+              "`--profile paper` (the papers' models, data and settings, on a GPU) is expected to meet the tolerance.")
+# Tables written by the scorecard itself (never read back as input).
+_OWN = ("scorecard", "scorecard_summary")
+_PREFIX = re.compile(r"^paper[ _](.+)$", re.IGNORECASE)
+_STEPS = re.compile(r"(PGD|IFIA|SPSA)-\d+", re.IGNORECASE)
+
+
+def rule_text() -> str:
+    """The tolerance rule in one sentence (for the notebook and the Markdown table)."""
+    return (f"|reproduced - paper| <= max({ABS_TOL['percent']:g} points, {REL_TOL:.0%} of the paper value) for "
+            f"percentages, max({ABS_TOL['fraction']:g}, {REL_TOL:.0%} of the paper value) for 0-1 quantities")
+
+
+def unit_of(column: str) -> str:
+    """``"percent"`` when the column name carries ``%``, else ``"fraction"`` (0-1 quantities)."""
+    return "percent" if "%" in column else "fraction"
+
+
+def tolerance(paper, unit: str) -> float:
+    """The allowed ``|reproduced - paper|`` for a paper value of ``unit`` (see the module docstring).
+
+    Example:
+        >>> tolerance(92.9, "percent"), tolerance(0.3, "fraction")
+        (9.29, 0.05)
+    """
+    if unit not in ABS_TOL:
+        raise ValueError(f"unknown unit {unit!r}; choices: {list(ABS_TOL)}")
+    return max(ABS_TOL[unit], REL_TOL * abs(float(paper)))
+
+
+def _numeric(s: pd.Series) -> pd.Series:
+    return pd.to_numeric(s, errors="coerce")
+
+
+def paper_pairs(df: pd.DataFrame) -> list[tuple[str, str]]:
+    """``[(paper column, reproduced column), ...]`` of a table: every ``"paper X"`` / ``"paper_X"`` column holding at
+    least one number, paired with ``X`` (or with ``X`` up to attack step counts); unpaired ones are left out."""
+    pairs = []
+    cols = [str(c) for c in df.columns]
+    for col in cols:
+        m = _PREFIX.match(col)
+        if not m or _numeric(df[col]).notna().sum() == 0:
+            continue
+        base = m.group(1)
+        match = next((c for c in (base, base + "_mean", base + " mean") if c in cols), None)
+        if match is None:
+            key = _STEPS.sub(lambda g: g.group(1).upper() + "-n", base)
+            match = next((c for c in cols if c != col and not _PREFIX.match(c)
+                          and _STEPS.sub(lambda g: g.group(1).upper() + "-n", c) == key and c != base), None)
+        if match is not None and _numeric(df[match]).notna().any():
+            pairs.append((col, match))
+    return pairs
+
+
+def _row_labels(df: pd.DataFrame, skip: Iterable[str]) -> list[str]:
+    skip = set(skip)
+    keys = [c for c in df.columns if c not in skip and not _PREFIX.match(str(c)) and str(c).lower() != "paper"
+            and c != "setting" and not pd.api.types.is_numeric_dtype(df[c])]
+    if not keys:
+        return [str(i) for i in range(len(df))]
+    return [" / ".join(str(v) for v in row if not (isinstance(v, float) and math.isnan(v)))
+            for row in df[keys].itertuples(index=False)]
+
+
+def collect_table(df: pd.DataFrame, table: str) -> pd.DataFrame:
+    """The scorecard rows of one table (see :data:`COLUMNS`): one per row and paired metric with a paper value.
+
+    Args:
+        df: a table as written by a notebook (``figures/<table>.csv``).
+        table: its name (the CSV stem).
+
+    Returns:
+        DataFrame with :data:`COLUMNS`; ``setting`` is the table's ``setting`` column where it has one (``paper`` /
+        ``official`` / ``released``), else ``"paper"``.
+    """
+    pairs = paper_pairs(df)
+    labels = _row_labels(df, skip=[r for _, r in pairs])
+    setting = df["setting"].astype(str) if "setting" in df.columns else pd.Series(["paper"] * len(df), index=df.index)
+    rows = []
+    for paper_col, rep_col in pairs:
+        unit = unit_of(paper_col)
+        paper, rep = _numeric(df[paper_col]), _numeric(df[rep_col])
+        for i, (p, r) in enumerate(zip(paper, rep)):
+            if pd.isna(p):
+                continue
+            diff = r - p if pd.notna(r) else math.nan
+            tol = tolerance(p, unit)
+            rows.append({"table": table, "row": labels[i], "metric": _PREFIX.match(paper_col).group(1),
+                         "reproduced column": rep_col, "setting": setting.iloc[i], "unit": unit, "paper": float(p),
+                         "reproduced": float(r) if pd.notna(r) else math.nan, "difference": diff, "tolerance": tol,
+                         "within tolerance": bool(pd.notna(diff) and abs(diff) <= tol)})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def collect(figures: str | Path | None = None, tables: Optional[Sequence[str]] = None) -> pd.DataFrame:
+    """The scorecard over every table CSV under ``figures`` (default :func:`artlib.plots.figures_dir`).
+
+    Args:
+        figures: folder of the notebooks' tables.
+        tables: only these CSV stems (missing ones are skipped: their notebooks have not run); None: all.
+
+    Returns:
+        DataFrame with :data:`COLUMNS`, sorted by table (empty, with the columns, when no table has paper values).
+    """
+    from artlib import plots
+
+    folder = Path(figures) if figures else plots.figures_dir()
+    paths = sorted(folder.glob("*.csv")) if tables is None else [folder / f"{t}.csv" for t in tables]
+    parts = []
+    for path in paths:
+        if path.stem in _OWN or not path.is_file():
+            continue
+        try:
+            df = pd.read_csv(path)
+        except (pd.errors.EmptyDataError, pd.errors.ParserError):
+            continue
+        part = collect_table(df, path.stem)
+        if len(part):
+            parts.append(part)
+    if not parts:
+        return pd.DataFrame(columns=COLUMNS)
+    return pd.concat(parts, ignore_index=True)
+
+
+def summarize(card: pd.DataFrame) -> pd.DataFrame:
+    """Per table: numbers compared, how many agree within the tolerance, and the mean |difference|."""
+    cols = ["table", "numbers", "within tolerance", "share within", "mean |difference|"]
+    if card.empty:
+        return pd.DataFrame(columns=cols)
+    g = card.groupby("table", sort=True)
+    out = pd.DataFrame({"numbers": g.size(), "within tolerance": g["within tolerance"].sum().astype(int),
+                        "mean |difference|": g["difference"].apply(lambda d: d.abs().mean())}).reset_index()
+    out["share within"] = out["within tolerance"] / out["numbers"]
+    return out[cols]
+
+
+def scatter(card: pd.DataFrame, ncols: int = 4, title: Optional[str] = None):
+    """Paper (x) vs reproduced (y), one panel per table, with the diagonal and the absolute tolerance band; colour
+    per metric. Returns the matplotlib Figure (a single "no tables yet" panel when ``card`` is empty)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    tables = sorted(card["table"].unique()) if len(card) else []
+    n = max(len(tables), 1)
+    ncols = min(ncols, n)
+    nrows = (n + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 3.2 * nrows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    if not tables:
+        axes[0][0].text(0.5, 0.5, "no table with paper values yet", ha="center", va="center")
+        axes[0][0].axis("off")
+    for ax, name in zip(axes.flat, tables):
+        t = card[card["table"] == name]
+        both = pd.concat([t["paper"], t["reproduced"]]).dropna()
+        lo, hi = float(both.min()), float(both.max())
+        pad = 0.05 * (hi - lo or 1.0)
+        lo, hi = lo - pad, hi + pad
+        tol = ABS_TOL[t["unit"].iloc[0]]
+        line = np.array([lo, hi])
+        ax.fill_between(line, line - tol, line + tol, color="0.9", label=f"±{tol:g} (abs. tolerance)")
+        ax.plot(line, line, color="0.5", lw=1)
+        for metric, m in t.groupby("metric", sort=False):
+            ax.scatter(m["paper"], m["reproduced"], s=18, label=metric)
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("paper", fontsize=8)
+        ax.set_ylabel("reproduced", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6, loc="upper left")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def save(card: pd.DataFrame, profile: str, name: str = "scorecard", out_dir: str | Path | None = None) -> list[Path]:
+    """Write the scorecard as ``<figures>/<name>.csv`` and ``.md`` (:func:`artlib.plots.save_table`) with a
+    ``profile`` column; the Markdown file opens with the profile, the tolerance rule and, on ``"smoke"``,
+    :data:`SMOKE_NOTE`. Returns the two paths."""
+    from artlib import plots
+    from artlib.checkpoints import atomic_write
+
+    if profile not in ("smoke", "paper"):
+        raise ValueError(f"unknown profile {profile!r}; choices: ['smoke', 'paper']")
+    paths = plots.save_table(card.assign(profile=profile), name, out_dir)
+    md = paths[1]
+    head = [f"# Scorecard: paper vs reproduced ({profile} profile)", ""]
+    if profile == "smoke":
+        head += [f"**{SMOKE_NOTE}**", ""]
+    head += [f"Tolerance rule: {rule_text()}; `difference` = reproduced - paper.", ""]
+    text = "\n".join(head) + "\n" + md.read_text(encoding="utf-8")
+    atomic_write(md, lambda f: f.write(text.encode()))
+    return paths

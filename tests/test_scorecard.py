@@ -1,0 +1,88 @@
+"""artlib.scorecard: pairing paper columns with reproduced ones, the tolerance rule, tables missing."""
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from artlib import evaluate, scorecard  # noqa: E402
+
+
+def test_tolerance_rule():
+    assert scorecard.tolerance(40.0, "percent") == 5.0                 # absolute floor
+    assert scorecard.tolerance(92.9, "percent") == pytest.approx(9.29)  # 10 % of the paper value
+    assert scorecard.tolerance(-0.3, "fraction") == 0.05
+    assert scorecard.tolerance(0.9, "fraction") == pytest.approx(0.09)
+    with pytest.raises(ValueError, match="'kelvin'.*percent"):
+        scorecard.tolerance(1.0, "kelvin")
+    assert scorecard.unit_of("paper IN (%)") == "percent" and scorecard.unit_of("paper_gini_global") == "fraction"
+    assert "5 points" in scorecard.rule_text()
+
+
+def test_pairs_prefixes_step_counts_and_text_columns():
+    df = pd.DataFrame({"dataset": ["cifar10"], "IN (%)": [60.0], "PGD-10 acc (%)": [30.0], "gini": [0.5],
+                       "paper IN (%)": [92.9], "paper PGD-40 acc (%)": [37.58], "paper_gini": [0.7],
+                       "paper": ["not in the text"], "paper_model": ["resnet18"], "paper K (%)": [math.nan],
+                       "paper Top-1 (%)": [50.0]})
+    assert scorecard.paper_pairs(df) == [("paper IN (%)", "IN (%)"), ("paper PGD-40 acc (%)", "PGD-10 acc (%)"),
+                                         ("paper_gini", "gini")]
+    seeds = pd.DataFrame({"label": ["art"], "IN_mean": [0.5], "IN_std": [0.1], "paper IN": [0.93]})
+    assert scorecard.paper_pairs(seeds) == [("paper IN", "IN_mean")]
+
+
+def test_collect_table_values_and_setting():
+    df = pd.DataFrame({"dataset": ["cifar10", "cifar10", "gtsrb"], "method": ["ART", "Natural", "ART"],
+                       "setting": ["paper", "official", "paper"], "IN (%)": [90.0, 10.0, math.nan],
+                       "n": [10, 10, 10]})
+    df = evaluate.with_paper_values(df, "table1", ["IN (%)"])            # the notebooks' way of adding paper values
+    card = scorecard.collect_table(df, "art_table1")
+    assert list(card.columns) == scorecard.COLUMNS
+    assert list(card["row"]) == ["cifar10 / ART", "cifar10 / Natural", "gtsrb / ART"]
+    assert list(card["paper"]) == [92.90, 40.25, 91.96]
+    assert card["difference"].iloc[0] == pytest.approx(90.0 - 92.9)
+    assert list(card["within tolerance"]) == [True, False, False]        # |-2.9| <= 9.29; |-30.25| > 5; NaN: no
+    assert list(card["setting"]) == ["paper", "official", "paper"]
+    assert math.isnan(card["reproduced"].iloc[2])
+    no_setting = scorecard.collect_table(df.drop(columns="setting"), "t")
+    assert set(no_setting["setting"]) == {"paper"}
+
+
+def test_collect_reads_csvs_tolerates_missing_and_skips_its_own(tmp_path):
+    assert scorecard.collect(tmp_path).empty                            # no notebook ran yet
+    assert list(scorecard.collect(tmp_path).columns) == scorecard.COLUMNS
+    pd.DataFrame({"model": ["a", "b"], "error_rate": [0.5, 0.2], "paper_error_rate": [0.45, 0.6]}).to_csv(
+        tmp_path / "t2.csv", index=False)
+    pd.DataFrame({"x": [1.0]}).to_csv(tmp_path / "no_paper.csv", index=False)
+    pd.DataFrame({"metric": ["m"], "paper_m": [1.0], "m": [1.0]}).to_csv(tmp_path / "scorecard.csv", index=False)
+    (tmp_path / "empty.csv").write_text("")
+    card = scorecard.collect(tmp_path)
+    assert list(card["table"]) == ["t2", "t2"] and list(card["within tolerance"]) == [True, False]
+    assert scorecard.collect(tmp_path, tables=["t2", "not_run_yet"]).shape[0] == 2
+    summary = scorecard.summarize(card)
+    assert summary.to_dict("records") == [{"table": "t2", "numbers": 2, "within tolerance": 1, "share within": 0.5,
+                                           "mean |difference|": pytest.approx(0.225)}]
+    assert scorecard.summarize(scorecard.collect(tmp_path / "none")).empty
+
+
+def test_scatter_has_one_panel_per_table(tmp_path):
+    card = pd.concat([scorecard.collect_table(pd.DataFrame({"a (%)": [1.0, 2.0], "paper a (%)": [1.5, 2.5]}), "t1"),
+                      scorecard.collect_table(pd.DataFrame({"g": [0.1], "paper_g": [0.2]}), "t2")])
+    fig = scorecard.scatter(card)
+    titled = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titled == ["t1", "t2"]
+    empty = scorecard.scatter(scorecard.collect(tmp_path))
+    assert "no table" in empty.axes[0].texts[0].get_text()
+
+
+def test_save_writes_csv_and_markdown_with_the_smoke_warning(tmp_path):
+    card = scorecard.collect_table(pd.DataFrame({"a (%)": [1.0], "paper a (%)": [1.5]}), "t1")
+    csv, md = scorecard.save(card, "smoke", out_dir=tmp_path)
+    assert pd.read_csv(csv)["profile"].tolist() == ["smoke"]
+    text = md.read_text()
+    assert "NOT paper-scale" in text and "Tolerance rule" in text and "| t1 " in text
+    _, md = scorecard.save(card, "paper", out_dir=tmp_path)
+    assert "NOT paper-scale" not in md.read_text()
+    with pytest.raises(ValueError, match="'tiny'"):
+        scorecard.save(card, "tiny", out_dir=tmp_path)
