@@ -59,6 +59,8 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
+from artlib.attribution import _eval_mode  # one eval-mode helper for the package
+
 __all__ = ["MODELS", "SMOKE_MODELS", "IMAGENET_ARCHS", "IMAGENET_NOISE_PIXELS", "CHECKPOINTS_ENV", "REGION",
            "OCCLUSION_BUDGETS", "NOISE_THRESHOLD", "ATTRIBUTION_METHODS", "AUTOATTACK_ATTACKS", "model_spec",
            "paper_eps", "imagenet_checkpoint_name", "get_models", "eval_images", "predict", "correct_by_all",
@@ -113,16 +115,6 @@ NOISE_THRESHOLD = 5000
 # ----------------------------------------------------------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module):
-    was = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was)
-
-
 @contextlib.contextmanager
 def _seeded(seed: Optional[int]):
     """Seed torch (CPU) and numpy's global RNGs for the block and restore both afterwards; no-op for None."""
