@@ -307,6 +307,15 @@ def test_readme_gallery_links_exist():
     assert not missing, f"README links to missing files: {missing}"
 
 
+def test_readme_gallery_shows_every_notebook_that_draws_a_figure():
+    """The gallery keeps up with the manifest: each notebook with a PNG output has at least one PNG in the README."""
+    readme = (ROOT / "README.md").read_text()
+    absent = [e.notebook for e in reproduce.MANIFEST
+              if any(o.endswith(".png") for o in e.outputs)
+              and not any(f"figures/{o}" in readme for o in e.outputs if o.endswith(".png"))]
+    assert not absent, f"README gallery lacks a figure of {absent}"
+
+
 def test_cli_passes_force_jobs_only_and_out(monkeypatch, tmp_path):
     from artlib import __main__ as cli
     seen = {}
