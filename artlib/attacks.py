@@ -16,6 +16,7 @@ attack                         what (paper)
 :func:`spsa`                   gradient-free SPSA (Uesato et al., ICML 2018); ART Sec. 4
 :func:`spatial_attack`         worst-of-grid rotations + translations (Engstrom et al., ICML 2019); ART Sec. 4
 :func:`transfer_accuracy`      black-box transfer evaluation (ART appendix, Table 6)
+:func:`adversarial_images`     ``attack_fn`` over chunks: the images a transfer evaluation feeds other models
 :func:`inductive_noise`        inductive noise I / II / random (Duan et al., ICLR 2023, Sec. 3.2.1, Eq. 5)
 :func:`inductive_occlusion`    inductive occlusion (Duan et al., ICLR 2023, Sec. 3.2.2, Algorithm 1)
 =============================  =====================================================================================
@@ -46,7 +47,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 __all__ = ["pgd", "ifia", "IFIAResult", "IFIA_MEASURES", "auto_batch_size", "targeted_attribution_attack",
-           "TargetedResult", "spsa", "spatial_attack", "SpatialResult", "transfer_accuracy", "inductive_noise",
+           "TargetedResult", "spsa", "spatial_attack", "SpatialResult", "transfer_accuracy", "adversarial_images",
+           "inductive_noise",
            "NoiseResult", "inductive_occlusion", "OcclusionResult"]
 
 Seed = Union[None, int, Sequence[int], torch.Tensor]
@@ -880,17 +882,43 @@ def transfer_accuracy(source_model: nn.Module, target_model: nn.Module, x: torch
     """
     _check_images(x)
     y = _check_labels(y, x)
+    x_adv = adversarial_images(source_model, x, y, attack_fn, batch_size)
+    with _model_mode(target_model, True):
+        correct = int((_predict(target_model, x_adv) == y).sum())
+    return correct / x.shape[0]
+
+
+def adversarial_images(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack_fn: Callable[..., object],
+                       batch_size: Optional[int] = None) -> torch.Tensor:
+    r"""``attack_fn(model, x, y)`` over chunks of ``batch_size`` images, detached and concatenated: the adversarial
+    images that :func:`transfer_accuracy` and :func:`artlib.evaluate.transfer_matrix` evaluate other models on.
+
+    Args:
+        model (nn.Module): model the attack sees.
+        x (Tensor): images ``[B, C, H, W]`` in ``[0, 1]``; y (Tensor): labels ``[B]``.
+        attack_fn (callable): returns adversarial images, or a tuple / NamedTuple whose first field they are.
+        batch_size (int, optional): images per ``attack_fn`` call. Default None (all).
+
+    Returns:
+        Tensor shaped like ``x``.
+
+    Example::
+
+        >>> x_adv = attacks.adversarial_images(pgd_model, x, y, partial(attacks.pgd, eps=8/255, step_size=2/255,
+        ...                                                              steps=40))
+    """
+    _check_images(x)
+    y = _check_labels(y, x)
     batch_size = _check_batch_size(batch_size)
-    correct = 0
+    parts = []
     for s in _chunks(x.shape[0], batch_size):
-        out = attack_fn(source_model, x[s], y[s])
+        out = attack_fn(model, x[s], y[s])
         x_adv = out[0] if isinstance(out, tuple) else out
         if not isinstance(x_adv, torch.Tensor) or x_adv.shape != x[s].shape:
             raise ValueError(f"attack_fn must return images shaped like x {tuple(x[s].shape)}, got "
                              f"{tuple(x_adv.shape) if isinstance(x_adv, torch.Tensor) else type(x_adv).__name__}")
-        with _model_mode(target_model, True):
-            correct += int((_predict(target_model, x_adv.detach()) == y[s]).sum())
-    return correct / x.shape[0]
+        parts.append(x_adv.detach())
+    return torch.cat(parts)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

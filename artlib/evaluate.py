@@ -854,21 +854,14 @@ def transfer_matrix(models: Dict[str, nn.Module], x: torch.Tensor, y: torch.Tens
         ...                 functools.partial(attacks.pgd, eps=8/255, step_size=2/255, steps=40, seed=0))
     """
     import pandas as pd
+    from artlib import attacks
     y = _check_xy(x, y)
     if not isinstance(models, dict) or not models:
         raise ValueError("models must be a non-empty dict of name -> nn.Module")
     advs = {}
     for src, model in models.items():
         dev = _device(model)
-        parts = []
-        for s in _chunks(x.shape[0], batch_size):
-            out = attack_fn(model, x[s].to(dev), y[s].to(dev))
-            xa = out[0] if isinstance(out, tuple) else out
-            if not isinstance(xa, torch.Tensor) or xa.shape != x[s].shape:
-                raise ValueError(f"attack_fn must return images shaped like x {tuple(x[s].shape)}, got "
-                                 f"{tuple(xa.shape) if isinstance(xa, torch.Tensor) else type(xa).__name__}")
-            parts.append(xa.detach().cpu())
-        advs[src] = torch.cat(parts)
+        advs[src] = attacks.adversarial_images(model, x.to(dev), y.to(dev), attack_fn, batch_size).cpu()
     rows = []
     for tgt, model in models.items():
         row = {"model": tgt}
