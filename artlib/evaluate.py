@@ -21,6 +21,11 @@ function                           protocol (paper)
                                    ART Fig. 4)
 =================================  ===================================================================================
 
+Sec. 5 and appendix protocols: :func:`targeted_attribution_robustness` (Dombrowski et al.'s targeted attack, IN / K
+against :func:`derangement`-shuffled target maps; Fig. 10), :func:`attack_accuracy` (white-box accuracy under any
+attack: PGD-100/500, SPSA, l2, spatial), :func:`accuracy_vs_eps` (Fig. 14), :func:`transfer_matrix` (Table 6),
+:func:`robustness_report` (one Table 1 / 5 row) and :func:`attribution_robustness_vs_eps` (Fig. 12).
+
 Example::
 
     >>> from artlib import evaluate, reproduce
@@ -41,7 +46,9 @@ import torch.nn as nn
 
 __all__ = ["MAP_METHODS", "method_label", "with_paper_values", "load_images", "predict", "accuracy", "robust_accuracy", "attribution_robustness",
            "summarize_robustness", "attribution_maps", "gradient_image_cosine", "corruption_accuracy",
-           "GenerationResult", "class_seed_sampler", "generate_class_conditional"]
+           "GenerationResult", "class_seed_sampler", "generate_class_conditional",
+           "derangement", "targeted_attribution_robustness", "attack_accuracy", "accuracy_vs_eps", "transfer_matrix",
+           "robustness_report", "attribution_robustness_vs_eps"]
 
 #: attribution maps :func:`attribution_robustness` can attack and measure (ART Table 1: ``ig``; Table 4:
 #: ``saliency`` = the paper's "Gradient [56]", ``gradshap`` = "GradSHAP [34]")
@@ -79,6 +86,19 @@ def _chunks(n: int, size: Optional[int]):
     size = n if not size else size
     for s in range(0, n, size):
         yield slice(s, min(n, s + size))
+
+
+def _check_k(k, x: torch.Tensor) -> None:
+    """``k`` (pixels of the top-k region) must be an int in ``[1, H * W]``."""
+    H, W = x.shape[-2:]
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= H * W:
+        raise ValueError(f"k must be an int in [1, {H * W}] (pixels per map), got {k!r}")
+
+
+def _attacked_index(model: nn.Module, x: torch.Tensor, y: torch.Tensor, only_correct: bool) -> torch.Tensor:
+    """Positions of the images an attribution attack runs on: all, or the correctly classified ones."""
+    idx = torch.arange(x.shape[0])
+    return idx[predict(model, x) == y.cpu()] if only_correct else idx
 
 
 def _device(model: nn.Module) -> torch.device:
@@ -388,13 +408,9 @@ def attribution_robustness(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *
         raise ValueError(f"unknown attack {attack!r}; choose one of ['ifia']")
     if map_method != "ig" and attack_kw:
         raise ValueError(f"options {sorted(attack_kw)} apply to map_method='ig' (artlib.attacks.ifia) only")
-    H, W = x.shape[-2:]
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= H * W:
-        raise ValueError(f"k must be an int in [1, {H * W}], got {k!r}")
+    _check_k(k, x)
     dev = _device(model)
-    idx = torch.arange(x.shape[0])
-    if only_correct:
-        idx = idx[predict(model, x) == y.cpu()]
+    idx = _attacked_index(model, x, y, only_correct)
     cols = ["index", "label", "IN", "K", "success", "step"]
     if idx.numel() == 0:
         return pd.DataFrame({c: pd.Series(dtype=float if c in ("IN", "K") else int) for c in cols})
@@ -652,7 +668,6 @@ def generate_class_conditional(model: nn.Module, x_train: torch.Tensor, y_train:
 # ART Sec. 5 and appendix C: targeted attribution attack, stronger / gradient-free / spatial attacks, accuracy vs eps
 # (Fig. 14), transfer attacks (Table 6). Used by notebooks 08 and 09.
 # ----------------------------------------------------------------------------------------------------------------------
-__all__ += ["derangement", "targeted_attribution_robustness", "attack_accuracy", "accuracy_vs_eps", "transfer_matrix"]
 
 
 def derangement(n: int, seed: int = 0) -> torch.Tensor:
@@ -725,13 +740,10 @@ def targeted_attribution_robustness(model: nn.Module, x: torch.Tensor, y: torch.
     import pandas as pd
     from artlib import attacks, metrics
     y = _check_xy(x, y)
+    _check_k(k, x)
     H, W = x.shape[-2:]
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= H * W:
-        raise ValueError(f"k must be an int in [1, {H * W}] (pixels per map), got {k!r}")
     dev = _device(model)
-    idx = torch.arange(x.shape[0])
-    if only_correct:
-        idx = idx[predict(model, x) == y.cpu()]
+    idx = _attacked_index(model, x, y, only_correct)
     if idx.numel() < 2:
         raise ValueError(f"the targeted attack needs at least 2 images to shuffle, got {idx.numel()}"
                          + (" correctly classified" if only_correct else ""))
@@ -876,7 +888,6 @@ def transfer_matrix(models: Dict[str, nn.Module], x: torch.Tensor, y: torch.Tens
 # ART Table 5, Figs 8-9 and 11-12: one robustness row per model (IN / K under IFIA, natural and PGD accuracy) and
 # attributional robustness against the attack's eps. Used by notebooks 10, 11 and 12.
 # ----------------------------------------------------------------------------------------------------------------------
-__all__ += ["robustness_report", "attribution_robustness_vs_eps"]
 
 
 def robustness_report(model: nn.Module, x_attack: torch.Tensor, y_attack: torch.Tensor,
