@@ -200,10 +200,12 @@ def _chunks(n: int, size: Optional[int]):
 
 
 def _softplus(model: nn.Module, beta: Optional[float]):
+    """ART's smooth copy of the model (ReLU -> softplus-``beta``, convs recorded for a cheap double backward):
+    :func:`artlib.losses.smooth_model`; ``beta=None`` leaves the model as it is."""
     if beta is None:
         return contextlib.nullcontext()
-    from artlib import models  # imported on use: models.py owns the ReLU -> Softplus swap
-    return models.softplus_relu(model, beta)
+    from artlib import losses  # imported on use: losses.py owns the fast softplus / conv recording
+    return losses.smooth_model(model, beta)
 
 
 def _find_normalize(model: nn.Module):

@@ -74,13 +74,17 @@ def _seeded(seed: Optional[int], device: torch.device):
         np.random.set_state(np_state)
 
 
-def _softplus_context(model: nn.Module, beta: Optional[float]):
-    if beta is None:
-        return contextlib.nullcontext()
-    if not (isinstance(beta, (int, float)) and beta > 0):
+def _softplus_context(model: nn.Module, beta: Optional[float], differentiable: bool = False):
+    """ReLU -> softplus-``beta`` (ART Sec. 3.2) for the block: :func:`artlib.losses.fast_softplus` (same values and
+    derivatives as ``nn.Softplus``); on the differentiable path :func:`artlib.losses.smooth_model`, which also records
+    the convolutions for a cheaper double backward (CPU and GPU, ``benchmarks/results/attacks.md``); its conv swap
+    would hide the convs from captum's layer hooks, so the captum methods get only the activation swap."""
+    if beta is not None and not (isinstance(beta, (int, float)) and beta > 0):
         raise ValueError(f"beta must be a positive number or None, got {beta!r}")
-    from artlib import models  # imported on use: models.py owns the ReLU -> Softplus swap
-    return models.softplus_relu(model, beta)
+    from artlib import losses  # imported on use: losses.py owns the fast softplus / conv recording
+    if differentiable:
+        return losses.smooth_model(model, beta)
+    return contextlib.nullcontext() if beta is None else losses.fast_softplus(model, beta)
 
 
 def _check_x(x: torch.Tensor) -> None:
@@ -334,7 +338,8 @@ def attribute(model: nn.Module, x: torch.Tensor, target: Target, method: str = "
     _check_x(x)
     tgt = _target_tensor(target, x)
 
-    with _softplus_context(model, beta), _eval_mode(model), torch.enable_grad(), _seeded(seed, x.device):
+    with _softplus_context(model, beta, differentiable), _eval_mode(model), torch.enable_grad(), \
+            _seeded(seed, x.device):
         if method == "ig":
             base = _ig_baseline(baselines, x, seed)
             if differentiable:

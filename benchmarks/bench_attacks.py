@@ -22,12 +22,22 @@ Usage::
     python benchmarks/bench_attacks.py                                    # CPU: 32 images, auto / 8 / 32 per pass
     python benchmarks/bench_attacks.py --device cuda --images 128 --loop-images 16 --batch-sizes auto 128 --steps 5
 
-Results are written to ``benchmarks/results/attacks.md`` under a section named after the machine and setting,
-replacing an earlier section of the same name and keeping the others.
+GPU options for the *batched* modes (the loop stays the plain float32 reference, as the authors run it):
+``--amp`` (bfloat16 autocast around the whole attack), ``--channels-last`` (model and images in NHWC),
+``--softplus nn`` / ``fused`` (the smooth model of the attack and of IG as before ``losses.smooth_model`` was
+used on every device: ``nn.Softplus`` with native convs, or the fused ``SoftplusBeta`` with native convs; the
+default ``library`` is ``losses.smooth_model``: fused softplus and convs recorded with an explicit transposed-conv
+input gradient), ``--cudnn-benchmark``.
+``--profile`` prints the 15 GPU kernels that take most time in one batched call.
+
+Results are written to ``benchmarks/results/attacks.md`` under a section named after the machine, setting and
+options, replacing an earlier section of the same name and keeping the others.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import copy
 import os
 import platform
 import re
@@ -39,7 +49,7 @@ from pathlib import Path
 
 import torch
 
-from artlib import attacks, models
+from artlib import attacks, attribution, losses, models
 
 ROOT = Path(__file__).resolve().parent
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
@@ -87,6 +97,35 @@ def compare(a: attacks.IFIAResult, b: attacks.IFIAResult, m: int) -> str:
     return f"differ on {m} compared: max abs dx {dx:.2e}, max abs d(intersection) {dint:.2f}"
 
 
+@contextlib.contextmanager
+def options(device: str, amp: bool, softplus: str):
+    """The batched modes' context: bfloat16 autocast and / or the fused softplus-beta in the attack's and IG's swap."""
+    with contextlib.ExitStack() as stack:
+        if amp:
+            stack.enter_context(torch.autocast(torch.device(device).type, dtype=torch.bfloat16))
+        if softplus != "library":
+            saved = attacks._softplus, attribution._softplus_context
+
+            def swap(model, beta, differentiable=True):
+                if beta is None:
+                    return contextlib.nullcontext()
+                return models.softplus_relu(model, beta) if softplus == "nn" else losses.fast_softplus(model, beta)
+            attacks._softplus = attribution._softplus_context = swap
+            stack.callback(lambda: (setattr(attacks, "_softplus", saved[0]),
+                                    setattr(attribution, "_softplus_context", saved[1])))
+        yield
+
+
+def profile_call(fn, device: str) -> None:
+    from torch.profiler import ProfilerActivity, profile
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.startswith("cuda") else [])
+    with profile(activities=acts) as prof:
+        fn()
+        _sync(device)
+    key = "self_cuda_time_total" if device.startswith("cuda") else "self_cpu_time_total"
+    print(prof.key_averages().table(sort_by=key, row_limit=15, max_name_column_width=70))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
@@ -103,6 +142,13 @@ def main(argv=None):
     p.add_argument("--cudnn-benchmark", action="store_true",
                    help="torch.backends.cudnn.benchmark=True: cuDNN times its conv algorithms per shape (GPU; the "
                         "default heuristics pick a slow kernel for some double-backprop convolutions)")
+    p.add_argument("--amp", action="store_true", help="batched modes: bfloat16 autocast")
+    p.add_argument("--channels-last", action="store_true", help="batched modes: model and images channels_last")
+    p.add_argument("--softplus", default="library", choices=["library", "nn", "fused"],
+                   help="batched modes' smooth model: library = artlib.losses.smooth_model (fused softplus, convs "
+                        "recorded with a transposed-conv input gradient); nn = nn.Softplus, native convs; fused = "
+                        "the fused softplus with native convs")
+    p.add_argument("--profile", action="store_true", help="print the top GPU kernels of one batched call")
     p.add_argument("--out", default=str(ROOT / "results" / "attacks.md"))
     p.add_argument("--no-write", action="store_true")
     args = p.parse_args(argv)
@@ -129,8 +175,15 @@ def main(argv=None):
                  for i in range(n_loop)]
         return attacks.IFIAResult(*(torch.cat(t) for t in zip(*parts)))
 
+    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+    model_b = copy.deepcopy(model).to(memory_format=fmt) if args.channels_last else model
+    x_b = x_all[:n].contiguous(memory_format=fmt)
+
     def batched(bs):
-        return lambda: attacks.ifia(model, x_all[:n], y_all[:n], seed=seeds[:n], batch_size=bs, **kw)
+        def call():
+            with options(dev, args.amp, args.softplus):
+                return attacks.ifia(model_b, x_b, y_all[:n], seed=seeds[:n], batch_size=bs, **kw)
+        return call
 
     modes = [("image by image", n_loop, loop)] + \
         [(f"batched, {bs} per pass" + (" (auto)" if a == "auto" else ""), n, batched(bs))
@@ -141,6 +194,9 @@ def main(argv=None):
     for bs in sorted(set(sizes)) if args.cudnn_benchmark else []:                         # autotune every shape
         batched(bs)()
     attacks.ifia(model, x_all[:1], y_all[:1], seed=seeds[:1], batch_size=1, **kw)
+    batched(sizes[-1])()
+    if args.profile:
+        profile_call(batched(sizes[-1]), dev)
     times = {name: [] for name, _, _ in modes}      # wall-clock seconds
     cpu = {name: [] for name, _, _ in modes}        # CPU seconds of this process (all threads)
     results = {}
@@ -165,15 +221,20 @@ def main(argv=None):
         verdict = "reference" if name == "image by image" else \
             compare(results[name], results["image by image"], min(count, n_loop))
         rows.append((name, count, t, med, c, count / t, (count / min(basis[name])) / ref_rate, verdict))
+    opts = ", ".join([o for o, on in (("cudnn.benchmark", args.cudnn_benchmark), ("bf16 autocast", args.amp),
+                                       ("channels_last", args.channels_last),
+                                       ("nn.Softplus, native convs", args.softplus == "nn"),
+                                       ("fused softplus, native convs", args.softplus == "fused")) if on])
     print(f"\ndevice {machine_name(dev)} ({dev}), threads {torch.get_num_threads()}, torch {torch.__version__}, "
-          f"images: {source}, setting {args.setting}, {args.steps} steps, load {load0:.2f} -> {load1:.2f}")
+          f"images: {source}, setting {args.setting}, {args.steps} steps, load {load0:.2f} -> {load1:.2f}, "
+          f"batched options: {opts or 'none'}")
     print(f"{'mode':<30}{'images':>7}{'best s':>9}{'median s':>10}{'CPU s':>9}{'images/s':>10}{'vs loop':>9}  results")
     for r in rows:
         print(f"{r[0]:<30}{r[1]:>7}{r[2]:>9.2f}{r[3]:>10.2f}{r[4]:>9.2f}{r[5]:>10.3f}{r[6]:>8.2f}x  {r[7]}")
 
     if args.no_write:
         return
-    name = f"{machine_name(dev)}, ifia setting {args.setting}" + (", cudnn.benchmark" if args.cudnn_benchmark else "")
+    name = f"{machine_name(dev)}, ifia setting {args.setting}" + (f", {opts}" if opts else "")
     cmd = " ".join(argv if argv is not None else sys.argv[1:])
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"## {name}", "", f"`python benchmarks/bench_attacks.py {cmd}`".replace(" `", "`"), "",

@@ -14,6 +14,9 @@ Variants (all compute the same loss values; tests/test_losses.py checks fast == 
 - ``art_fused_batched_vjp``: + g^y and g^i* from one batched VJP (``is_grads_batched``).
 - ``art_artlib``: the trainer's own step (``artlib.train.method_loss`` + backward + SGD step; ``impl="fast"``:
   fused softplus and convolutions whose input gradient is an explicit transposed convolution).
+- ``art_gpu_fused_softplus`` / ``art_gpu_fused_softplus_tconv`` (GPU only): ``art_fused`` with the fused softplus
+  (and the transposed-conv recording) forced on, as measured before ``losses.smooth_model`` applied them on GPUs
+  too (``art_gpu_fused_softplus_tconv`` is now the same as ``art_fused`` there).
 - ``art_at_relu_cost``: diagnostic, not a valid ART step: the same passes with ReLU kept (no softplus; ReLU's second
   derivatives vanish), i.e. the cost of the method's passes without any activation overhead (DESIGN.md's floor).
 
@@ -29,6 +32,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import statistics
@@ -47,11 +51,25 @@ from artlib import losses, models, train  # noqa: E402
 EPS, ALPHA, A, BETA, LAM = 8 / 255, 1.5 / 255, 3, 50.0, 0.5
 
 
+def _smooth(model, beta, impl):
+    """``losses.smooth_model`` for ``impl`` reference / fast; on a GPU, where ``smooth_model`` keeps ``nn.Softplus``
+    and native convs, ``fused_sp`` forces the fused ``SoftplusBeta`` and ``fused_sp_tconv`` also the transposed-conv
+    recording (the CPU's fast path), to measure them there."""
+    if impl not in ("fused_sp", "fused_sp_tconv"):
+        return losses.smooth_model(model, beta, impl)
+    stack = contextlib.ExitStack()
+    if impl == "fused_sp_tconv":
+        stack.enter_context(losses._fast_convs(model))
+    if beta is not None:
+        stack.enter_context(losses.fast_softplus(model, beta))
+    return stack
+
+
 def _attr(model, x, y, i_star, impl, batched, beta=BETA):
     """L_attr [B] for the variants: impl reference / fast, one batched VJP or two backward passes."""
     if not x.requires_grad:
         x = x.detach().requires_grad_(True)
-    with losses.smooth_model(model, beta, impl):
+    with _smooth(model, beta, impl):
         logits = model(x)
         g_y, g_i = losses.input_gradients(logits, x, [y, i_star], create_graph=True, batched=batched)
     return F.softplus(losses.cosine_distance(g_y, x) - losses.cosine_distance(g_i, x))
@@ -98,6 +116,9 @@ def make_steps(model, opt, x, y, device, amp):
              "art_fused_batched_vjp": art("fast", True, True),
              "art_artlib": artlib_step,
              "art_at_relu_cost": art("fast", False, True, beta=None)}
+    if device.type == "cuda":   # the CPU's fast path, forced on the GPU (smooth_model does not apply it there)
+        steps["art_gpu_fused_softplus"] = art("fused_sp", False, True)
+        steps["art_gpu_fused_softplus_tconv"] = art("fused_sp_tconv", False, True)
     if ctx is None:
         return steps
 

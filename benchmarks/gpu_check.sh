@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# One prepared run on a lent GPU machine (see benchmarks/results/*.md for what it gave):
+#   IFIA speed options (bench_attacks), ART step speed fp32 / bf16+channels_last (bench_train), the CUDA unit tests,
+#   and a few steps of the `paper` training profile (WRN-28-10, batch 256) through `python -m artlib train` on CUDA.
+# Usage (repo root):  OUT=/tmp/gpu DATA=/path/with/cifar10-jpeg bash benchmarks/gpu_check.sh
+# The machine has no internet: captum comes as a wheel in .whl/ when it is not installed.
+OUT=${OUT:-/tmp/gpu_check}; DATA=${DATA:-.gpudata}; mkdir -p "$OUT"
+python3 -c "import captum" 2>/dev/null || python3 -m pip install -q --no-deps .whl/captum-*.whl
+export PYTHONPATH=$PWD MPLBACKEND=Agg PYTHONUNBUFFERED=1 ARTLIB_DATA=$DATA
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+python3 -c "import torch, captum; print('torch', torch.__version__, 'captum', captum.__version__, torch.cuda.get_device_name())"
+
+A="timeout 100 python3 benchmarks/bench_attacks.py --device cuda --images 128 --loop-images 8 --steps 2 --rounds 2 --out $OUT/attacks.md"
+$A --batch-sizes 64 128 --profile
+$A --batch-sizes 128 --cudnn-benchmark
+$A --batch-sizes 128 --cudnn-benchmark --softplus fused
+$A --batch-sizes 128 256 --cudnn-benchmark --softplus fused --channels-last --amp --profile
+
+T="timeout 100 python3 benchmarks/bench_train.py --device cuda --batch 128 --out $OUT/train.md"
+$T --archs small-cnn resnet18 --reps 4 3 --check
+$T --archs small-cnn resnet18 --reps 4 3 --amp --channels-last
+
+timeout 120 python3 -m pytest -q -p no:cacheprovider tests/test_attribution.py::test_cuda_matches_cpu \
+    tests/test_train.py::test_amp_bfloat16_and_channels_last_double_backprop tests/test_losses.py
+
+for opts in "--amp false --channels-last false" "--amp true --channels-last true"; do
+  echo "== paper profile, ART, WRN-28-10, batch 256, $opts"
+  /usr/bin/time -f "wall %e s" timeout 120 python3 -m artlib train --profile paper --method art --epochs 1 \
+      --max-steps 12 --data-root "$DATA" --out-dir /tmp/gpu_runs --run-name "art_${RANDOM}" --device cuda \
+      --num-workers 4 --progress false $opts
+  tail -n 3 /tmp/gpu_runs/art_*/steps.csv; rm -rf /tmp/gpu_runs
+done
+$T --archs wrn-28-10 --reps 2
