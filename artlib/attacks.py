@@ -46,7 +46,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["pgd", "ifia", "IFIAResult", "IFIA_MEASURES", "auto_batch_size", "targeted_attribution_attack",
+__all__ = ["pgd", "ifia", "IFIAResult", "IFIA_MEASURES", "IFIA_SETTINGS", "auto_batch_size", "targeted_attribution_attack",
            "TargetedResult", "spsa", "spatial_attack", "SpatialResult", "transfer_accuracy", "adversarial_images",
            "inductive_noise",
            "NoiseResult", "inductive_occlusion", "OcclusionResult"]
@@ -55,6 +55,9 @@ Seed = Union[None, int, Sequence[int], torch.Tensor]
 
 #: selection criteria of :func:`ifia` (lower = more dissimilar map)
 IFIA_MEASURES = ("topk", "kendall", "kendall_topk")
+#: :func:`ifia`'s settings: ``"paper"`` (Ghorbani et al. / RAR, as the ART text describes) and ``"official"`` (the ART
+#: authors' released ``eval_model.py``).
+IFIA_SETTINGS = ("paper", "official")
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -453,7 +456,7 @@ def ifia(model: nn.Module, x: torch.Tensor, y: torch.Tensor, k: int, eps: float,
     step_size = _check_number("step_size", step_size)
     steps = _check_int("steps", steps)
     n_steps_ig = _check_int("n_steps_ig", n_steps_ig, lo=2)
-    _check_choice("setting", setting, ("paper", "official"))
+    _check_choice("setting", setting, IFIA_SETTINGS)
     official = setting == "official"
     measure = ("kendall_topk" if official else "topk") if measure is None else measure
     _check_choice("measure", measure, IFIA_MEASURES)

@@ -454,8 +454,9 @@ def summarize_robustness(df, setting: str = "paper") -> Dict[str, float]:
         >>> summarize_robustness(df)
         {'IN (%)': 61.2, 'K (%)': 55.0, 'n': 64, 'skipped': 0}
     """
-    if setting not in ("paper", "official"):
-        raise ValueError(f"unknown setting {setting!r}; choices: ['paper', 'official']")
+    from artlib import attacks
+    if setting not in attacks.IFIA_SETTINGS:
+        raise ValueError(f"unknown setting {setting!r}; choices: {list(attacks.IFIA_SETTINGS)}")
     skipped = 0
     if setting == "official" and len(df) and "success" in df:
         kept = df["success"].astype(bool)

@@ -129,7 +129,8 @@ MANIFEST: tuple[Entry, ...] = (
                                                      "bridge_art_inequality_paired.csv")),
     Entry("40_explore_attributions.ipynb", outputs=(), stage="explore"),
     Entry("41_explore_occlusion_noise.ipynb", outputs=(), stage="explore"),
-    Entry("99_scorecard.ipynb", outputs=("scorecard.csv", "scorecard.md", "scorecard.png", "scorecard_summary.csv"),
+    Entry("99_scorecard.ipynb", outputs=("scorecard.csv", "scorecard.md", "scorecard.png", "scorecard_summary.csv",
+                                         "scorecard_settings.csv"),
           needs=(), stage="summary", reads=("*.csv",)),
 )
 

@@ -23,6 +23,12 @@ Example::
     >>> card = scorecard.collect()                 # long table over figures/*.csv
     >>> scorecard.summarize(card)                  # per table: numbers compared, within tolerance, mean |diff|
     >>> fig = scorecard.scatter(card)              # paper vs reproduced, one panel per table
+    >>> scorecard.compare_settings(card)           # per table: which setting (paper / official / released) is closer
+
+Settings (``../shared/DESIGN.md``, "Paper text vs the authors' code"): a table that evaluates the same rows under
+several settings carries a ``setting`` column; :func:`compare_settings` takes the (row, metric) pairs present in more
+than one setting and gives each setting's mean |difference| to the paper over exactly those numbers, so the
+comparison is like for like; :func:`settings_text` turns it into the one sentence per table the notebooks print.
 """
 from __future__ import annotations
 
@@ -34,7 +40,7 @@ from typing import Iterable, Optional, Sequence
 import pandas as pd
 
 __all__ = ["ABS_TOL", "REL_TOL", "COLUMNS", "SMOKE_NOTE", "unit_of", "tolerance", "paper_pairs", "collect_table",
-           "collect", "summarize", "scatter", "save", "rule_text"]
+           "collect", "summarize", "SETTING_COLUMNS", "compare_settings", "settings_text", "scatter", "save", "rule_text"]
 
 #: Absolute tolerance per unit: percentage points for ``(%)`` columns, absolute for 0-1 quantities.
 ABS_TOL = {"percent": 5.0, "fraction": 0.05}
@@ -48,7 +54,7 @@ SMOKE_NOTE = ("SMOKE PROFILE: these reproduced numbers are NOT paper-scale. They
               "seconds on a few hundred real images and evaluated on a few dozen, with shortened attacks; only "
               "`--profile paper` (the papers' models, data and settings, on a GPU) is expected to meet the tolerance.")
 # Tables written by the scorecard itself (never read back as input).
-_OWN = ("scorecard", "scorecard_summary")
+_OWN = ("scorecard", "scorecard_summary", "scorecard_settings")
 _PREFIX = re.compile(r"^paper[ _](.+)$", re.IGNORECASE)
 _STEPS = re.compile(r"(PGD|IFIA|SPSA)-\d+", re.IGNORECASE)
 
@@ -68,7 +74,7 @@ def tolerance(paper, unit: str) -> float:
     """The allowed ``|reproduced - paper|`` for a paper value of ``unit`` (see the module docstring).
 
     Example:
-        >>> tolerance(92.9, "percent"), tolerance(0.3, "fraction")
+        >>> round(tolerance(92.9, "percent"), 2), tolerance(0.3, "fraction")
         (9.29, 0.05)
     """
     if unit not in ABS_TOL:
@@ -100,10 +106,16 @@ def paper_pairs(df: pd.DataFrame) -> list[tuple[str, str]]:
     return pairs
 
 
+def _is_setting_column(column) -> bool:
+    """``"setting"`` and the columns that say which setting produced a row (``"train setting"``, ``"eval setting"``):
+    not part of a row's label, so the same row under two settings gets one label."""
+    return str(column).lower().split()[-1:] == ["setting"]
+
+
 def _row_labels(df: pd.DataFrame, skip: Iterable[str]) -> list[str]:
     skip = set(skip)
     keys = [c for c in df.columns if c not in skip and not _PREFIX.match(str(c)) and str(c).lower() != "paper"
-            and c != "setting" and not pd.api.types.is_numeric_dtype(df[c])]
+            and not _is_setting_column(c) and not pd.api.types.is_numeric_dtype(df[c])]
     if not keys:
         return [str(i) for i in range(len(df))]
     return [" / ".join(str(v) for v in row if not (isinstance(v, float) and math.isnan(v)))
@@ -180,6 +192,79 @@ def summarize(card: pd.DataFrame) -> pd.DataFrame:
                         "mean |difference|": g["difference"].apply(lambda d: d.abs().mean())}).reset_index()
     out["share within"] = out["within tolerance"] / out["numbers"]
     return out[cols]
+
+
+SETTING_COLUMNS = ["table", "setting", "numbers", "within tolerance", "mean |difference|", "closest"]
+
+
+def compare_settings(card: pd.DataFrame) -> pd.DataFrame:
+    """Per table evaluated under several settings: each setting's mean |reproduced - paper| over the (row, metric)
+    pairs that **every** setting of that table reproduces (like for like), and which setting is closest.
+
+    Args:
+        card: :func:`collect`'s result.
+
+    Returns:
+        DataFrame with :data:`SETTING_COLUMNS`, one row per (table, setting), tables with one setting left out;
+        ``numbers`` is the count of shared (row, metric) pairs with a reproduced value, ``closest`` is True for the
+        setting(s) with the smallest mean |difference| of the table.
+
+    Example:
+        >>> card = pd.DataFrame({"table": ["t"] * 4, "row": ["a", "a", "b", "b"], "metric": ["IN (%)"] * 4,
+        ...                      "setting": ["paper", "official"] * 2, "paper": [90.0] * 4,
+        ...                      "reproduced": [60.0, 70.0, 50.0, 80.0], "within tolerance": [False, False, False, True]})
+        >>> compare_settings(card)[["setting", "numbers", "mean |difference|", "closest"]].values.tolist()
+        [['official', 2, 15.0, True], ['paper', 2, 35.0, False]]
+    """
+    parts = []
+    if card.empty:
+        return pd.DataFrame(columns=SETTING_COLUMNS)
+    card = card.dropna(subset=["reproduced"])
+    for table, t in card.groupby("table", sort=True):
+        settings = sorted(t["setting"].unique())
+        if len(settings) < 2:
+            continue
+        keyed = t.set_index(["row", "metric"])
+        shared = None
+        for s in settings:
+            idx = keyed[keyed["setting"] == s].index
+            shared = idx if shared is None else shared.intersection(idx)
+        shared = shared.unique()
+        if not len(shared):
+            continue
+        rows = []
+        for s in settings:
+            m = keyed[(keyed["setting"] == s)]
+            m = m[m.index.isin(shared)]
+            diff = (m["reproduced"] - m["paper"]).abs()
+            rows.append({"table": table, "setting": s, "numbers": int(len(m)),
+                         "within tolerance": int(m["within tolerance"].astype(bool).sum()),
+                         "mean |difference|": float(diff.mean())})
+        part = pd.DataFrame(rows)
+        best = part["mean |difference|"].min()
+        part["closest"] = (part["mean |difference|"] - best).abs() <= 1e-12
+        parts.append(part)
+    if not parts:
+        return pd.DataFrame(columns=SETTING_COLUMNS)
+    return pd.concat(parts, ignore_index=True)[SETTING_COLUMNS]
+
+
+def settings_text(comparison: pd.DataFrame, units: str = "") -> list[str]:
+    """One sentence per table of :func:`compare_settings`' result: which setting comes closer to the paper and by
+    how much, e.g. ``"art_table1: setting 'official' comes closer to the paper's numbers than 'paper' (mean
+    |difference| 30.1 vs 33.4 over the same 24 numbers; 2 vs 1 within tolerance)"``. ``units`` is appended to the numbers (e.g. ``" points"``)."""
+    out = []
+    for table, part in comparison.groupby("table", sort=True):
+        part = part.sort_values(["mean |difference|", "setting"])
+        first, rest = part.iloc[0], part.iloc[1:]
+        others = ", ".join(repr(s) for s in rest["setting"])
+        diffs = " vs ".join(f"{v:.3g}" for v in part["mean |difference|"]) + units
+        within = " vs ".join(str(int(v)) for v in part["within tolerance"])
+        verb = "comes as close to the paper's numbers as" if bool(rest["closest"].any()) else \
+            "comes closer to the paper's numbers than"
+        out.append(f"{table}: setting {first['setting']!r} {verb} {others} (mean |difference| {diffs} over the same "
+                   f"{int(first['numbers'])} numbers; {within} within tolerance)")
+    return out
 
 
 def scatter(card: pd.DataFrame, ncols: int = 4, title: Optional[str] = None):

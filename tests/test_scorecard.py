@@ -49,6 +49,39 @@ def test_collect_table_values_and_setting():
     assert set(no_setting["setting"]) == {"paper"}
 
 
+def test_compare_settings_is_like_for_like_and_names_the_closer_setting():
+    # Table 1 style: three rows under "paper", only two of them under "official" (+ a train-setting column that must
+    # not split the row labels); gtsrb/Natural is in one setting only and must not enter the comparison.
+    df = pd.DataFrame({"dataset": ["cifar10", "cifar10", "gtsrb", "cifar10", "cifar10"],
+                       "method": ["Natural", "ART", "Natural", "Natural", "ART"],
+                       "setting": ["paper", "paper", "paper", "official", "official"],
+                       "train setting": ["paper", "paper", "paper", "paper", "official"],
+                       "IN (%)": [30.0, 60.0, 0.0, 45.0, 80.0], "K (%)": [40.0, 70.0, 0.0, 45.0, 90.0]})
+    df = evaluate.with_paper_values(df, "table1", ["IN (%)", "K (%)"])
+    card = pd.concat([scorecard.collect_table(df, "art_table1"),
+                      scorecard.collect_table(df[df.setting == "paper"], "one_setting")], ignore_index=True)
+    assert set(card[card.table == "art_table1"]["row"]) == {"cifar10 / Natural", "cifar10 / ART", "gtsrb / Natural"}
+    cmp = scorecard.compare_settings(card)
+    assert list(cmp.columns) == scorecard.SETTING_COLUMNS
+    assert set(cmp["table"]) == {"art_table1"}                          # one setting only: nothing to compare
+    shared = card[(card.table == "art_table1") & (card.row != "gtsrb / Natural")]
+    for s, row in cmp.set_index("setting").iterrows():
+        part = shared[shared.setting == s]
+        assert row["numbers"] == 4
+        assert row["mean |difference|"] == pytest.approx((part.reproduced - part.paper).abs().mean())
+        assert row["within tolerance"] == int(part["within tolerance"].sum())
+    paper_gap = (abs(30 - 40.25) + abs(40 - 49.17) + abs(60 - 92.90) + abs(70 - 91.76)) / 4
+    assert cmp.set_index("setting").loc["paper", "mean |difference|"] == pytest.approx(paper_gap)
+    assert list(cmp[cmp.closest].setting) == ["official"]
+    (text,) = scorecard.settings_text(cmp, " points")
+    assert text.startswith("art_table1: setting 'official' comes closer to the paper's numbers than 'paper' (mean "
+                           "|difference| ")
+    assert "over the same 4 numbers" in text and " points" in text
+    tie = cmp.assign(**{"mean |difference|": 1.0, "closest": True})
+    assert "comes as close to the paper's numbers as" in scorecard.settings_text(tie)[0]
+    assert scorecard.compare_settings(scorecard.collect_table(df.iloc[:0], "t")).empty
+
+
 def test_collect_reads_csvs_tolerates_missing_and_skips_its_own(tmp_path):
     assert scorecard.collect(tmp_path).empty                            # no notebook ran yet
     assert list(scorecard.collect(tmp_path).columns) == scorecard.COLUMNS
