@@ -23,12 +23,13 @@ from typing import Optional, Union
 import numpy as np
 import torch
 import torch.nn as nn
+from captum._utils.common import _run_forward
 from captum.attr import (GradientShap, InputXGradient, IntegratedGradients, LayerAttribution, LayerGradCam,
                          NoiseTunnel, Saliency)
 from captum.attr._utils.approximation_methods import SUPPORTED_METHODS as IG_METHODS
 from captum.attr._utils.approximation_methods import approximation_parameters
 
-__all__ = ["attribute", "to_saliency_map", "METHODS", "REDUCTIONS", "IG_METHODS", "find_gap_layer",
+__all__ = ["attribute", "to_saliency_map", "summed_gradients", "METHODS", "REDUCTIONS", "IG_METHODS", "find_gap_layer",
            "find_gradcam_layer"]
 
 METHODS = ("ig", "saliency", "gradshap", "input_x_gradient", "smoothgrad", "gradcam", "cam")
@@ -74,17 +75,30 @@ def _seeded(seed: Optional[int], device: torch.device):
         np.random.set_state(np_state)
 
 
-def _softplus_context(model: nn.Module, beta: Optional[float], differentiable: bool = False):
+def _softplus_context(model: nn.Module, beta: Optional[float], differentiable: bool = False, method: str = "ig"):
     """ReLU -> softplus-``beta`` (ART Sec. 3.2) for the block: :func:`artlib.losses.fast_softplus` (same values and
     derivatives as ``nn.Softplus``); on the differentiable path :func:`artlib.losses.smooth_model`, which also records
-    the convolutions for a cheaper double backward (CPU and GPU, ``benchmarks/results/attacks.md``); its conv swap
-    would hide the convs from captum's layer hooks, so the captum methods get only the activation swap."""
+    the convolutions and max-pools for a cheaper double backward (CPU and GPU, ``benchmarks/results/attacks.md``).
+    captum's gradient methods (no layer hooks) get the activation swap and the max-pool recording (the same
+    gradients bit for bit; CUDA's max-pool backward kernel is slow); Grad-CAM / CAM, whose layer hooks must see the
+    model's own modules, only the activation swap."""
     if beta is not None and not (isinstance(beta, (int, float)) and beta > 0):
         raise ValueError(f"beta must be a positive number or None, got {beta!r}")
     from artlib import losses  # imported on use: losses.py owns the fast softplus / conv recording
     if differentiable:
         return losses.smooth_model(model, beta)
-    return contextlib.nullcontext() if beta is None else losses.fast_softplus(model, beta)
+    return _captum_context(model, beta, method not in ("gradcam", "cam"))
+
+
+@contextlib.contextmanager
+def _captum_context(model: nn.Module, beta: Optional[float], pools: bool):
+    from artlib import losses
+    with contextlib.ExitStack() as stack:
+        if beta is not None:
+            stack.enter_context(losses.fast_softplus(model, beta))
+        if pools:
+            stack.enter_context(losses._fast_convs(model, convs=False))
+        yield model
 
 
 def _check_x(x: torch.Tensor) -> None:
@@ -189,6 +203,36 @@ def _last_linear(model: nn.Module) -> nn.Linear:
     if not lin:
         raise ValueError("method='cam' needs a GAP classifier ending in nn.Linear; model has no nn.Linear")
     return lin[-1]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# captum's gradient methods, with one backward root per call
+# --------------------------------------------------------------------------------------------------------------
+def summed_gradients(forward_fn, inputs, target_ind=None, additional_forward_args=None):
+    """captum's ``compute_gradients`` with one autograd root instead of one per output row.
+
+    captum 0.9 takes the input gradient of the selected outputs ``o`` (one scalar per row: ``n_steps * B`` path
+    images for IG) as ``torch.autograd.grad(torch.unbind(o), inputs)``: ``len(o)`` separate roots, each seeded with its
+    own ``ones_like`` by the autograd engine. ``autograd.grad`` sums the gradients of its roots, so
+    ``torch.autograd.grad(o.sum(), inputs)`` is the same quantity (bitwise on the CPU: the engine receives the same
+    vector of ones at ``o``) from one root. The per-root bookkeeping is negligible on a CPU but was the main
+    host-side cost of a batched IFIA step on an H200 (38,458 roots per call, ``benchmarks/results/attacks.md``).
+    Used as the ``gradient_func`` of every captum gradient method :func:`attribute` builds (IG, Saliency,
+    InputXGradient, GradientShap, NoiseTunnel(Saliency)); captum still builds the paths, targets and sums.
+    """
+    with torch.autograd.set_grad_enabled(True):
+        out = _run_forward(forward_fn, inputs, target_ind, additional_forward_args)
+        if out[0].numel() != 1:
+            raise ValueError("captum gradient methods need one scalar output per row: pass a target for "
+                             f"multi-output models (got rows of shape {tuple(out.shape[1:])})")
+        return torch.autograd.grad(out.sum(), inputs)
+
+
+def _captum(method_cls, model: nn.Module):
+    """A captum gradient attribution method over ``model`` whose gradients come from :func:`summed_gradients`."""
+    m = method_cls(model)
+    m.gradient_func = summed_gradients
+    return m
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -338,23 +382,23 @@ def attribute(model: nn.Module, x: torch.Tensor, target: Target, method: str = "
     _check_x(x)
     tgt = _target_tensor(target, x)
 
-    with _softplus_context(model, beta, differentiable), _eval_mode(model), torch.enable_grad(), \
+    with _softplus_context(model, beta, differentiable, method), _eval_mode(model), torch.enable_grad(), \
             _seeded(seed, x.device):
         if method == "ig":
             base = _ig_baseline(baselines, x, seed)
             if differentiable:
                 return _ig_riemann(model, x, tgt, base, n_steps, ig_method, internal_batch_size, True)
-            out = IntegratedGradients(model).attribute(_leaf(x), baselines=base.detach(), target=tgt,
+            out = _captum(IntegratedGradients, model).attribute(_leaf(x), baselines=base.detach(), target=tgt,
                                                        n_steps=n_steps, method=ig_method,
                                                        internal_batch_size=internal_batch_size)
         elif method == "saliency":
             if differentiable:
                 return _input_grad(model, x, tgt, True)
-            out = Saliency(model).attribute(_leaf(x), target=tgt, abs=False)
+            out = _captum(Saliency, model).attribute(_leaf(x), target=tgt, abs=False)
         elif method == "input_x_gradient":
             if differentiable:
                 return x * _input_grad(model, x, tgt, True)
-            out = InputXGradient(model).attribute(_leaf(x), target=tgt)
+            out = _captum(InputXGradient, model).attribute(_leaf(x), target=tgt)
         elif method == "gradshap":
             if baselines is None or (isinstance(baselines, str) and baselines == "zero"):
                 dist = torch.zeros((1,) + tuple(x.shape[1:]), dtype=x.dtype, device=x.device)
@@ -368,11 +412,11 @@ def attribute(model: nn.Module, x: torch.Tensor, target: Target, method: str = "
             else:
                 raise ValueError(f"gradshap baselines must be None, 'zero' or a tensor, got {baselines!r}")
             n = n_samples if n_samples is not None else (10 if x.shape[-1] * x.shape[-2] <= 64 * 64 else 20)
-            out = GradientShap(model).attribute(_leaf(x), baselines=dist, target=tgt, n_samples=n,
+            out = _captum(GradientShap, model).attribute(_leaf(x), baselines=dist, target=tgt, n_samples=n,
                                                 stdevs=float(stdevs or 0.0))
         elif method == "smoothgrad":
             n = n_samples if n_samples is not None else 20
-            out = NoiseTunnel(Saliency(model)).attribute(
+            out = NoiseTunnel(_captum(Saliency, model)).attribute(
                 _leaf(x), nt_type="smoothgrad", nt_samples=n, nt_samples_batch_size=internal_batch_size,
                 stdevs=float(0.15 if stdevs is None else stdevs), target=tgt, abs=False)
         elif method == "gradcam":

@@ -26,7 +26,8 @@ kept for tests and the benchmark, see ``benchmarks/bench_train.py`` and ``benchm
    backward uses the backend's weight-gradient kernel instead of ``convolution_backward``'s generic double-backward
    formula (a convolution with batch and channels swapped): on the CPU -17 % (resnet18) / -25 % (small-cnn) per
    L_attr pass; on an H200 the ART step -27 % (resnet18) / -10 % (WRN-28-10), batch 128 fp32, where cuDNN ran that
-   swapped convolution through a slow implicit-GEMM kernel (72 % of the GPU time of a batched IFIA step);
+   swapped convolution through a slow implicit-GEMM kernel (72 % of the GPU time of a batched IFIA step); likewise
+   non-overlapping max-pools, whose input gradient is recorded as ``max_unpool2d`` (:class:`_MaxPool2dFn`);
 3. :math:`i^*` passed in (the trainer computes it once per batch from the clean forward pass, Algorithm 1 line 10)
    instead of another forward pass per call.
 
@@ -228,16 +229,70 @@ class _FastConv2d(nn.Module):
         return _Conv2dFn.apply(x, c.weight, c.bias, c.stride, c.padding, c.dilation, c.groups)
 
 
+class _MaxPool2dFn(torch.autograd.Function):
+    """Non-overlapping ``F.max_pool2d`` (kernel == stride, no padding / dilation) whose input gradient is recorded as
+    ``F.max_unpool2d(grad, indices)``: the same scatter of each window's gradient to its arg-max as
+    ``max_pool2d_with_indices_backward`` (bitwise), whose own derivative (a gather at the indices) is what the double
+    backward needs. CUDA's ``max_pool2d`` backward kernel searches every window overlapping each input pixel and took
+    18-20 % of a batched IFIA step's GPU time on an H200 (small-cnn); the unpool is a plain scatter."""
+
+    @staticmethod
+    def forward(x, kernel_size, stride):
+        return F.max_pool2d(x, kernel_size, stride, return_indices=True)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, kernel_size, stride = inputs
+        ctx.save_for_backward(output[1])
+        ctx.mark_non_differentiable(output[1])
+        ctx.conf = (kernel_size, stride, tuple(x.shape[-2:]))
+
+    @staticmethod
+    def backward(ctx, grad, _grad_indices):
+        (indices,) = ctx.saved_tensors
+        kernel_size, stride, size = ctx.conf
+        return F.max_unpool2d(grad, indices, kernel_size, stride, output_size=size), None, None
+
+
+class _FastMaxPool2d(nn.Module):
+    """Stand-in for a non-overlapping ``nn.MaxPool2d`` (same result) that runs :class:`_MaxPool2dFn`."""
+
+    def __init__(self, pool: nn.MaxPool2d):
+        super().__init__()
+        self.pool = pool
+
+    def forward(self, x):
+        p = self.pool
+        return _MaxPool2dFn.apply(x, p.kernel_size, p.stride)[0]
+
+
+def _pair(v) -> tuple:
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+
+def _recordable(m: nn.Module) -> bool:
+    """Modules :func:`_fast_convs` records: zero-padded ``nn.Conv2d``; ``nn.MaxPool2d`` with non-overlapping windows
+    (kernel == stride, no padding, dilation 1, floor mode, no indices returned)."""
+    if type(m) is nn.Conv2d:
+        return m.padding_mode == "zeros" and not isinstance(m.padding, str)
+    if type(m) is nn.MaxPool2d:
+        return (_pair(m.kernel_size) == _pair(m.stride or m.kernel_size) and _pair(m.padding) == (0, 0)
+                and _pair(m.dilation) == (1, 1) and not m.ceil_mode and not m.return_indices)
+    return False
+
+
 @contextlib.contextmanager
-def _fast_convs(model: nn.Module):
-    """Swap every zero-padded ``nn.Conv2d`` of ``model`` for a :class:`_FastConv2d` (restored on exit)."""
+def _fast_convs(model: nn.Module, convs: bool = True, pools: bool = True):
+    """Swap every zero-padded ``nn.Conv2d`` of ``model`` for a :class:`_FastConv2d` (``convs``) and every
+    non-overlapping ``nn.MaxPool2d`` for a :class:`_FastMaxPool2d` (``pools``); restored on exit."""
+    kinds = ((nn.Conv2d,) if convs else ()) + ((nn.MaxPool2d,) if pools else ())
     swapped = []
     try:
         for parent in list(model.modules()):
             for name, child in list(parent._modules.items()):
-                if (type(child) is nn.Conv2d and child.padding_mode == "zeros"
-                        and not isinstance(child.padding, str)):
-                    parent._modules[name] = _FastConv2d(child)
+                if type(child) in kinds and _recordable(child):
+                    wrap = _FastConv2d if type(child) is nn.Conv2d else _FastMaxPool2d
+                    parent._modules[name] = wrap(child)
                     swapped.append((parent, name, child))
         yield model
     finally:
@@ -261,8 +316,9 @@ def fast_softplus(model: nn.Module, beta: float = 50.0, threshold: float = 20.0)
 @contextlib.contextmanager
 def smooth_model(model: nn.Module, beta: Optional[float] = 50.0, impl: str = "fast"):
     """The context in which ART's input gradients are taken: ReLU -> softplus-``beta`` (``impl="fast"``: the fused
-    :class:`SoftplusBeta`, and every ``nn.Conv2d`` run through a conv whose input gradient is an explicit transposed
-    convolution, for a cheaper double backward (CPU and GPU, see the module docstring); ``"reference"``:
+    :class:`SoftplusBeta`, every ``nn.Conv2d`` run through a conv whose input gradient is an explicit transposed
+    convolution and every non-overlapping ``nn.MaxPool2d`` through one whose input gradient is ``max_unpool2d``, for
+    a cheaper double backward (CPU and GPU, see the module docstring); ``"reference"``:
     ``nn.Softplus`` through :func:`artlib.models.softplus_relu`, native convs). ``beta=None``: no activation swap (a
     smooth model). The model's modules are restored on exit; its parameters are never replaced. Hooks registered on
     a swapped module do not fire inside the block (the attribution code that swaps registers none on convs)."""

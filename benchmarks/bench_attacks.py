@@ -28,6 +28,9 @@ GPU options for the *batched* modes (the loop stays the plain float32 reference,
 used on every device: ``nn.Softplus`` with native convs, or the fused ``SoftplusBeta`` with native convs; the
 default ``library`` is ``losses.smooth_model``: fused softplus and convs recorded with an explicit transposed-conv
 input gradient), ``--cudnn-benchmark``.
+``--pools native`` (all modes) keeps PyTorch's ``max_pool2d`` backward instead of the ``max_unpool2d`` recording.
+``--captum-grads captum`` (all modes) takes captum's IG gradients with its own ``compute_gradients`` (one autograd
+root per path image) instead of artlib's default ``attribution.summed_gradients`` (one root per call; same values).
 ``--profile`` prints the 15 GPU kernels that take most time in one batched call.
 
 Results are written to ``benchmarks/results/attacks.md`` under a section named after the machine, setting and
@@ -106,7 +109,7 @@ def options(device: str, amp: bool, softplus: str):
         if softplus != "library":
             saved = attacks._softplus, attribution._softplus_context
 
-            def swap(model, beta, differentiable=True):
+            def swap(model, beta, differentiable=True, method="ig"):
                 if beta is None:
                     return contextlib.nullcontext()
                 return models.softplus_relu(model, beta) if softplus == "nn" else losses.fast_softplus(model, beta)
@@ -148,12 +151,24 @@ def main(argv=None):
                    help="batched modes' smooth model: library = artlib.losses.smooth_model (fused softplus, convs "
                         "recorded with a transposed-conv input gradient); nn = nn.Softplus, native convs; fused = "
                         "the fused softplus with native convs")
+    p.add_argument("--pools", default="recorded", choices=["recorded", "native"],
+                   help="all modes: non-overlapping max-pools recorded with a max_unpool2d input gradient "
+                        "(losses._MaxPool2dFn, the default) or PyTorch's own max_pool2d backward")
+    p.add_argument("--captum-grads", default="summed", choices=["summed", "captum"],
+                   help="all modes: captum IG gradients from attribution.summed_gradients (one autograd root, the "
+                        "default) or captum's compute_gradients (one root per path image)")
     p.add_argument("--profile", action="store_true", help="print the top GPU kernels of one batched call")
     p.add_argument("--out", default=str(ROOT / "results" / "attacks.md"))
     p.add_argument("--no-write", action="store_true")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.pools == "native":
+        recordable = losses._recordable
+        losses._recordable = lambda m: type(m) is not torch.nn.MaxPool2d and recordable(m)
+    if args.captum_grads == "captum":
+        from captum._utils.gradient import compute_gradients
+        attribution.summed_gradients = compute_gradients
     if args.cudnn_benchmark:
         torch.backends.cudnn.benchmark = True
     dev = args.device
@@ -224,7 +239,9 @@ def main(argv=None):
     opts = ", ".join([o for o, on in (("cudnn.benchmark", args.cudnn_benchmark), ("bf16 autocast", args.amp),
                                        ("channels_last", args.channels_last),
                                        ("nn.Softplus, native convs", args.softplus == "nn"),
-                                       ("fused softplus, native convs", args.softplus == "fused")) if on])
+                                       ("fused softplus, native convs", args.softplus == "fused"),
+                                       ("captum's per-row gradient roots", args.captum_grads == "captum"),
+                                       ("native max-pool backward", args.pools == "native")) if on])
     print(f"\ndevice {machine_name(dev)} ({dev}), threads {torch.get_num_threads()}, torch {torch.__version__}, "
           f"images: {source}, setting {args.setting}, {args.steps} steps, load {load0:.2f} -> {load1:.2f}, "
           f"batched options: {opts or 'none'}")

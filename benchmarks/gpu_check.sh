@@ -3,6 +3,7 @@
 #   IFIA speed options (bench_attacks), ART step speed fp32 / bf16+channels_last (bench_train), the CUDA unit tests,
 #   and a few steps of the `paper` training profile (WRN-28-10, batch 256) through `python -m artlib train` on CUDA.
 # Usage (repo root):  OUT=/tmp/gpu DATA=/path/with/cifar10-jpeg bash benchmarks/gpu_check.sh
+#                     PART=attacks ... runs only the IFIA part (and the CUDA attribution tests)
 # The machine has no internet: captum comes as a wheel in .whl/ when it is not installed.
 OUT=${OUT:-/tmp/gpu_check}; DATA=${DATA:-.gpudata}; mkdir -p "$OUT"
 python3 -c "import captum" 2>/dev/null || python3 -m pip install -q --no-deps .whl/captum-*.whl
@@ -10,13 +11,19 @@ export PYTHONPATH=$PWD MPLBACKEND=Agg PYTHONUNBUFFERED=1 ARTLIB_DATA=$DATA
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 python3 -c "import torch, captum; print('torch', torch.__version__, 'captum', captum.__version__, torch.cuda.get_device_name())"
 
-A="timeout 100 python3 benchmarks/bench_attacks.py --device cuda --images 128 --loop-images 8 --steps 2 --rounds 2 --out $OUT/attacks.md"
-$A --batch-sizes 64 128 --profile
-$A --batch-sizes 128 --cudnn-benchmark
-$A --batch-sizes 128 --cudnn-benchmark --softplus fused
-$A --batch-sizes 128 256 --cudnn-benchmark --softplus fused --channels-last --amp --profile
-
+A="timeout 100 python3 benchmarks/bench_attacks.py --device cuda --images 128 --loop-images 16 --steps 2 --rounds 3 --out $OUT/attacks.md"
+$A --batch-sizes 128 --captum-grads captum --pools native   # captum's own IG gradients (a root per path image), native max-pool backward
+$A --batch-sizes 128 --pools native                         # + one autograd root per call (attribution.summed_gradients)
+$A --batch-sizes 64 128 --profile                           # + max-pools recorded with a max_unpool2d backward (the default)
+$A --batch-sizes 128 256 --cudnn-benchmark
+$A --batch-sizes 128 256 --cudnn-benchmark --channels-last --amp --profile
 T="timeout 100 python3 benchmarks/bench_train.py --device cuda --batch 128 --out $OUT/train.md"
+if [ "${PART:-all}" = attacks ]; then
+  $T --archs small-cnn --reps 4 --check
+  timeout 120 python3 -m pytest -q -p no:cacheprovider tests/test_attribution.py tests/test_attacks.py tests/test_losses.py -k "cuda or summed or maxpool"
+  exit 0
+fi
+
 $T --archs small-cnn resnet18 --reps 4 3 --check
 $T --archs small-cnn resnet18 --reps 4 3 --amp --channels-last
 

@@ -228,6 +228,37 @@ def test_fast_conv_matches_conv2d_to_second_order(conf):
         assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("size", [(8, 8), (9, 7)])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_fast_maxpool_matches_max_pool2d_to_second_order_bitwise(size, dtype):
+    """The max-pool whose input gradient is recorded as max_unpool2d: the same values, input / weight gradients and
+    second derivatives as nn.MaxPool2d(2), bit for bit (odd sizes: the unpool's output_size), through a smooth
+    conv so that the second derivative is not zero."""
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 5, 3, padding=1).to(dtype)
+    pool = nn.MaxPool2d(2)
+    x0 = torch.randn(2, 3, *size, dtype=dtype)
+    res = []
+    for fast in (False, True):
+        x = x0.clone().requires_grad_(True)
+        mod = losses._FastMaxPool2d(pool) if fast else pool
+        y = mod(F.softplus(conv(x), 3.0))
+        g, = torch.autograd.grad((y * torch.cos(y)).sum(), x, create_graph=True)
+        h = torch.autograd.grad((g ** 2).sum(), [x] + list(conv.parameters()))
+        res.append((y.detach(), g.detach()) + h)
+    for a, b in zip(*res):
+        assert torch.equal(a, b)
+    assert res[0][2].abs().sum() > 0                        # a real second-order term was compared
+
+
+def test_only_non_overlapping_pools_and_zero_padded_convs_are_recorded():
+    keep = [nn.MaxPool2d(3, 2, 1), nn.MaxPool2d(2, 1), nn.MaxPool2d(2, ceil_mode=True), nn.MaxPool2d(2, dilation=2),
+            nn.Conv2d(3, 3, 3, padding=1, padding_mode="reflect"), nn.Conv2d(3, 3, 3, padding="same")]
+    swap = [nn.MaxPool2d(2), nn.MaxPool2d((2, 2), (2, 2)), nn.MaxPool2d(3, 3), nn.Conv2d(3, 3, 3, padding=1)]
+    assert [losses._recordable(m) for m in keep] == [False] * len(keep)
+    assert [losses._recordable(m) for m in swap] == [True] * len(swap)
+
+
 def test_smooth_model_restores_convs_and_relus_also_on_error():
     model = models.build_model("resnet18", 10)
     before = [type(m) for m in model.modules()]
@@ -237,6 +268,9 @@ def test_smooth_model_restores_convs_and_relus_also_on_error():
         wrapped = [m for m in model.modules() if isinstance(m, losses._FastConv2d)]
         assert len(wrapped) == n_conv == 20 and not any(isinstance(m, nn.ReLU) for m in model.modules())
         assert list(model.parameters()) == params           # the same Parameter objects, nothing copied
+    small = models.build_model("small-cnn", 10)
+    with losses.smooth_model(small, 50.0, "fast"):
+        assert sum(isinstance(m, losses._FastMaxPool2d) for m in small.modules()) == 2
     with pytest.raises(RuntimeError, match="boom"):
         with losses.smooth_model(model, 50.0, "fast"):
             raise RuntimeError("boom")
