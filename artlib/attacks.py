@@ -46,10 +46,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["pgd", "ifia", "IFIAResult", "IFIA_MEASURES", "IFIA_SETTINGS", "auto_batch_size", "targeted_attribution_attack",
-           "TargetedResult", "spsa", "spatial_attack", "SpatialResult", "transfer_accuracy", "adversarial_images",
-           "inductive_noise",
-           "NoiseResult", "inductive_occlusion", "OcclusionResult"]
+__all__ = ["pgd", "ifia", "IFIAResult", "IFIA_MEASURES", "IFIA_SETTINGS", "auto_batch_size",
+           "targeted_attribution_attack", "TargetedResult", "spsa", "spatial_attack", "SpatialResult",
+           "transfer_accuracy", "adversarial_images", "inductive_noise", "NoiseResult", "inductive_occlusion",
+           "OcclusionResult"]
 
 Seed = Union[None, int, Sequence[int], torch.Tensor]
 
@@ -200,15 +200,6 @@ def _chunks(n: int, size: Optional[int]):
     size = n if size is None else size
     for s in range(0, n, size):
         yield slice(s, min(n, s + size))
-
-
-def _softplus(model: nn.Module, beta: Optional[float]):
-    """ART's smooth copy of the model (ReLU -> softplus-``beta``, convs recorded for a cheap double backward):
-    :func:`artlib.losses.smooth_model`; ``beta=None`` leaves the model as it is."""
-    if beta is None:
-        return contextlib.nullcontext()
-    from artlib import losses  # imported on use: losses.py owns the fast softplus / conv recording
-    return losses.smooth_model(model, beta)
 
 
 def _find_normalize(model: nn.Module):
@@ -477,7 +468,7 @@ def ifia(model: nn.Module, x: torch.Tensor, y: torch.Tensor, k: int, eps: float,
 
 def _ifia_chunk(model, x, y, k, eval_k, eps, step_size, steps, beta, n_ig, measure, official, random_start, seeds,
                 progress):
-    from artlib import attribution, metrics
+    from artlib import attribution, losses, metrics
     B = x.shape[0]
     pred0 = _predict(model, x)
     m0 = _ig_map(model, x, y, n_ig)                      # clean map of the ReLU model, [B, H*W]
@@ -513,7 +504,7 @@ def _ifia_chunk(model, x, y, k, eval_k, eps, step_size, steps, beta, n_ig, measu
         with torch.enable_grad():
             z = x_adv.detach().requires_grad_(True)
             if official:
-                with _softplus(model, beta):
+                with losses.smooth_model(model, beta):
                     attr = _ig_path_grads_only(model, z, y, n_ig)
             else:
                 attr = attribution.attribute(model, z, y, "ig", n_steps=n_ig, differentiable=True, beta=beta,
@@ -611,7 +602,7 @@ def targeted_attribution_attack(model: nn.Module, x: torch.Tensor, target_map: t
         >>> target = attribution.to_saliency_map(attribution.attribute(model, x[perm], y[perm], "ig"))
         >>> res = attacks.targeted_attribution_attack(model, x, target, eps=8/255, step_size=1/255, steps=100)
     """
-    from artlib import attribution
+    from artlib import attribution, losses
     _check_images(x)
     B, C, H, W = x.shape
     if not isinstance(target_map, torch.Tensor) or target_map.dim() not in (3, 4) or \
@@ -637,7 +628,7 @@ def targeted_attribution_attack(model: nn.Module, x: torch.Tensor, target_map: t
         for sl in _chunks(B, batch_size):
             xs, ys, ht = x[sl], y[sl], ht_all[sl]
             pred0 = _predict(model, xs)
-            with torch.no_grad(), _softplus(model, beta):
+            with torch.no_grad(), losses.smooth_model(model, beta):
                 p0 = model(xs).softmax(1)
             g_ = gamma if gamma is not None else 1e-5 * H * W / p0.shape[1]
 
@@ -654,7 +645,7 @@ def targeted_attribution_attack(model: nn.Module, x: torch.Tensor, target_map: t
                     z = x_adv.detach().requires_grad_(True)
                     attr = attribution.attribute(model, z, ys, "ig", n_steps=n_steps_ig, differentiable=True,
                                                  beta=beta, ig_method="riemann_right")
-                    with _softplus(model, beta):
+                    with losses.smooth_model(model, beta):
                         p = model(z).softmax(1)
                     loss = ((_unit_map(attr) - ht) ** 2).sum() + g_ * ((p - p0) ** 2).sum()
                     (grad,) = torch.autograd.grad(loss, z)

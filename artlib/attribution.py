@@ -75,7 +75,8 @@ def _seeded(seed: Optional[int], device: torch.device):
         np.random.set_state(np_state)
 
 
-def _softplus_context(model: nn.Module, beta: Optional[float], differentiable: bool = False, method: str = "ig"):
+def _softplus_context(model: nn.Module, beta: Optional[float], differentiable: bool = False,
+                      method: str = "ig"):
     """ReLU -> softplus-``beta`` (ART Sec. 3.2) for the block: :func:`artlib.losses.fast_softplus` (same values and
     derivatives as ``nn.Softplus``); on the differentiable path :func:`artlib.losses.smooth_model`, which also records
     the convolutions and max-pools for a cheaper double backward (CPU and GPU, ``benchmarks/results/attacks.md``).

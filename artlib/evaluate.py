@@ -290,7 +290,7 @@ def attribution_maps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, map_met
     Returns:
         Tensor ``[B, H*W]`` (non-negative, each row summing to ``H*W`` unless all zero).
     """
-    from artlib import attribution
+    from artlib import attribution, losses
     if map_method not in MAP_METHODS:
         raise ValueError(f"unknown map_method {map_method!r}; choose one of {list(MAP_METHODS)}")
     if map_method == "ig":
@@ -300,7 +300,7 @@ def attribution_maps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, map_met
         attr = attribution.attribute(model, x, y, "saliency", differentiable=differentiable, beta=beta)
     else:
         alphas = _gradshap_alphas(n_samples, seed, x.dtype).to(x.device)
-        with (_softplus(model, beta)), _eval(model), torch.enable_grad():
+        with losses.smooth_model(model, beta), _eval(model), torch.enable_grad():
             z = x if x.requires_grad else x.detach().requires_grad_(True)
             pts = (alphas.view(-1, 1, 1, 1, 1) * z.unsqueeze(0)).reshape(-1, *z.shape[1:])
             out = model(pts).gather(1, y.repeat(n_samples).view(-1, 1)).sum()
@@ -309,13 +309,6 @@ def attribution_maps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, map_met
         if not differentiable:
             attr = attr.detach()
     return attribution.to_saliency_map(attr, "sum_abs", normalize=True).flatten(1)
-
-
-def _softplus(model, beta):
-    if beta is None:
-        return contextlib.nullcontext()
-    from artlib import models
-    return models.softplus_relu(model, beta)
 
 
 def _topk_map_attack(model, x, y, map_method, k, eps, step_size, steps, beta, n_steps_ig, n_samples, seed):

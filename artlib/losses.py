@@ -217,18 +217,6 @@ class _Conv2dFn(torch.autograd.Function):
         return gx, gw, gb, None, None, None, None
 
 
-class _FastConv2d(nn.Module):
-    """Stand-in for an ``nn.Conv2d`` (same parameters, same result) that runs :class:`_Conv2dFn`."""
-
-    def __init__(self, conv: nn.Conv2d):
-        super().__init__()
-        self.conv = conv
-
-    def forward(self, x):
-        c = self.conv
-        return _Conv2dFn.apply(x, c.weight, c.bias, c.stride, c.padding, c.dilation, c.groups)
-
-
 class _MaxPool2dFn(torch.autograd.Function):
     """Non-overlapping ``F.max_pool2d`` (kernel == stride, no padding / dilation) whose input gradient is recorded as
     ``F.max_unpool2d(grad, indices)``: the same scatter of each window's gradient to its arg-max as
@@ -254,16 +242,19 @@ class _MaxPool2dFn(torch.autograd.Function):
         return F.max_unpool2d(grad, indices, kernel_size, stride, output_size=size), None, None
 
 
-class _FastMaxPool2d(nn.Module):
-    """Stand-in for a non-overlapping ``nn.MaxPool2d`` (same result) that runs :class:`_MaxPool2dFn`."""
+class _Recorded(nn.Module):
+    """Stand-in for an ``nn.Conv2d`` or a non-overlapping ``nn.MaxPool2d`` (same parameters, same result) that runs
+    :class:`_Conv2dFn` / :class:`_MaxPool2dFn`."""
 
-    def __init__(self, pool: nn.MaxPool2d):
+    def __init__(self, module: nn.Module):
         super().__init__()
-        self.pool = pool
+        self.module = module
 
     def forward(self, x):
-        p = self.pool
-        return _MaxPool2dFn.apply(x, p.kernel_size, p.stride)[0]
+        m = self.module
+        if type(m) is nn.Conv2d:
+            return _Conv2dFn.apply(x, m.weight, m.bias, m.stride, m.padding, m.dilation, m.groups)
+        return _MaxPool2dFn.apply(x, m.kernel_size, m.stride)[0]
 
 
 def _pair(v) -> tuple:
@@ -283,16 +274,15 @@ def _recordable(m: nn.Module) -> bool:
 
 @contextlib.contextmanager
 def _fast_convs(model: nn.Module, convs: bool = True, pools: bool = True):
-    """Swap every zero-padded ``nn.Conv2d`` of ``model`` for a :class:`_FastConv2d` (``convs``) and every
-    non-overlapping ``nn.MaxPool2d`` for a :class:`_FastMaxPool2d` (``pools``); restored on exit."""
+    """Wrap every zero-padded ``nn.Conv2d`` of ``model`` (``convs``) and every non-overlapping ``nn.MaxPool2d``
+    (``pools``) in a :class:`_Recorded` stand-in; restored on exit."""
     kinds = ((nn.Conv2d,) if convs else ()) + ((nn.MaxPool2d,) if pools else ())
     swapped = []
     try:
         for parent in list(model.modules()):
             for name, child in list(parent._modules.items()):
                 if type(child) in kinds and _recordable(child):
-                    wrap = _FastConv2d if type(child) is nn.Conv2d else _FastMaxPool2d
-                    parent._modules[name] = wrap(child)
+                    parent._modules[name] = _Recorded(child)
                     swapped.append((parent, name, child))
         yield model
     finally:

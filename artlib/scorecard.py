@@ -40,7 +40,8 @@ from typing import Iterable, Optional, Sequence
 import pandas as pd
 
 __all__ = ["ABS_TOL", "REL_TOL", "COLUMNS", "SMOKE_NOTE", "unit_of", "tolerance", "paper_pairs", "collect_table",
-           "collect", "summarize", "SETTING_COLUMNS", "compare_settings", "settings_text", "scatter", "save", "rule_text"]
+           "collect", "summarize", "SETTING_COLUMNS", "compare_settings", "settings_text", "scatter", "save",
+           "rule_text"]
 
 #: Absolute tolerance per unit: percentage points for ``(%)`` columns, absolute for 0-1 quantities.
 ABS_TOL = {"percent": 5.0, "fraction": 0.05}
@@ -212,7 +213,8 @@ def compare_settings(card: pd.DataFrame) -> pd.DataFrame:
     Example:
         >>> card = pd.DataFrame({"table": ["t"] * 4, "row": ["a", "a", "b", "b"], "metric": ["IN (%)"] * 4,
         ...                      "setting": ["paper", "official"] * 2, "paper": [90.0] * 4,
-        ...                      "reproduced": [60.0, 70.0, 50.0, 80.0], "within tolerance": [False, False, False, True]})
+        ...                      "reproduced": [60.0, 70.0, 50.0, 80.0],
+        ...                      "within tolerance": [False, False, False, True]})
         >>> compare_settings(card)[["setting", "numbers", "mean |difference|", "closest"]].values.tolist()
         [['official', 2, 15.0, True], ['paper', 2, 35.0, False]]
     """
@@ -252,7 +254,8 @@ def compare_settings(card: pd.DataFrame) -> pd.DataFrame:
 def settings_text(comparison: pd.DataFrame, units: str = "") -> list[str]:
     """One sentence per table of :func:`compare_settings`' result: which setting comes closer to the paper and by
     how much, e.g. ``"art_table1: setting 'official' comes closer to the paper's numbers than 'paper' (mean
-    |difference| 30.1 vs 33.4 over the same 24 numbers; 2 vs 1 within tolerance)"``. ``units`` is appended to the numbers (e.g. ``" points"``)."""
+    |difference| 30.1 vs 33.4 over the same 24 numbers; 2 vs 1 within tolerance)"``. ``units`` is appended to the
+    numbers (e.g. ``" points"``)."""
     out = []
     for table, part in comparison.groupby("table", sort=True):
         part = part.sort_values(["mean |difference|", "setting"])

@@ -107,15 +107,14 @@ def options(device: str, amp: bool, softplus: str):
         if amp:
             stack.enter_context(torch.autocast(torch.device(device).type, dtype=torch.bfloat16))
         if softplus != "library":
-            saved = attacks._softplus, attribution._softplus_context
+            saved = losses.smooth_model
 
-            def swap(model, beta, differentiable=True, method="ig"):
+            def swap(model, beta=50.0, impl="fast"):
                 if beta is None:
                     return contextlib.nullcontext()
                 return models.softplus_relu(model, beta) if softplus == "nn" else losses.fast_softplus(model, beta)
-            attacks._softplus = attribution._softplus_context = swap
-            stack.callback(lambda: (setattr(attacks, "_softplus", saved[0]),
-                                    setattr(attribution, "_softplus_context", saved[1])))
+            losses.smooth_model = swap
+            stack.callback(lambda: setattr(losses, "smooth_model", saved))
         yield
 
 

@@ -219,7 +219,7 @@ def test_fast_conv_matches_conv2d_to_second_order(conf):
     res = []
     for fast in (False, True):
         x = x0.clone().requires_grad_(True)
-        mod = losses._FastConv2d(conv) if fast else conv
+        mod = losses._Recorded(conv) if fast else conv
         y = F.softplus(mod(x), 3.0)
         g, = torch.autograd.grad((y * torch.cos(y)).sum(), x, create_graph=True)
         h = torch.autograd.grad((g ** 2).sum(), [x] + list(conv.parameters()))
@@ -241,7 +241,7 @@ def test_fast_maxpool_matches_max_pool2d_to_second_order_bitwise(size, dtype):
     res = []
     for fast in (False, True):
         x = x0.clone().requires_grad_(True)
-        mod = losses._FastMaxPool2d(pool) if fast else pool
+        mod = losses._Recorded(pool) if fast else pool
         y = mod(F.softplus(conv(x), 3.0))
         g, = torch.autograd.grad((y * torch.cos(y)).sum(), x, create_graph=True)
         h = torch.autograd.grad((g ** 2).sum(), [x] + list(conv.parameters()))
@@ -265,12 +265,12 @@ def test_smooth_model_restores_convs_and_relus_also_on_error():
     params = list(model.parameters())
     n_conv = sum(type(m) is nn.Conv2d for m in model.modules())
     with losses.smooth_model(model, 50.0, "fast"):
-        wrapped = [m for m in model.modules() if isinstance(m, losses._FastConv2d)]
+        wrapped = [m for m in model.modules() if isinstance(m, losses._Recorded)]
         assert len(wrapped) == n_conv == 20 and not any(isinstance(m, nn.ReLU) for m in model.modules())
         assert list(model.parameters()) == params           # the same Parameter objects, nothing copied
     small = models.build_model("small-cnn", 10)
     with losses.smooth_model(small, 50.0, "fast"):
-        assert sum(isinstance(m, losses._FastMaxPool2d) for m in small.modules()) == 2
+        assert sum(isinstance(m, losses._Recorded) and type(m.module) is nn.MaxPool2d for m in small.modules()) == 2
     with pytest.raises(RuntimeError, match="boom"):
         with losses.smooth_model(model, 50.0, "fast"):
             raise RuntimeError("boom")
