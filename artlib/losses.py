@@ -26,8 +26,11 @@ kept for tests and the benchmark, see ``benchmarks/bench_train.py`` and ``benchm
    backward uses the backend's weight-gradient kernel instead of ``convolution_backward``'s generic double-backward
    formula (a convolution with batch and channels swapped): on the CPU -17 % (resnet18) / -25 % (small-cnn) per
    L_attr pass; on an H200 the ART step -27 % (resnet18) / -10 % (WRN-28-10), batch 128 fp32, where cuDNN ran that
-   swapped convolution through a slow implicit-GEMM kernel (72 % of the GPU time of a batched IFIA step); likewise
-   non-overlapping max-pools, whose input gradient is recorded as ``max_unpool2d`` (:class:`_MaxPool2dFn`);
+   swapped convolution through a slow implicit-GEMM kernel (72 % of the GPU time of a batched IFIA step). The
+   weight gradients stay with the native conv's own node (:class:`_ConvInputGrad`), so passes that only need
+   ``d/dx`` (all of ART's input gradients and its inner ascent) skip them: a further -13 % (small-cnn) / -21 %
+   (resnet18) per ART step on the CPU, bitwise the same values. Likewise non-overlapping max-pools, whose input
+   gradient is recorded as ``max_unpool2d`` (:class:`_MaxPool2dFn`);
 3. :math:`i^*` passed in (the trainer computes it once per batch from the clean forward pass, Algorithm 1 line 10)
    instead of another forward pass per call.
 
@@ -181,40 +184,40 @@ class SoftplusBeta(nn.Module):
         return f"beta={self.beta:g}, threshold={self.threshold:g}"
 
 
-class _Conv2dFn(torch.autograd.Function):
-    """``F.conv2d`` whose input gradient is recorded as an explicit ``F.conv_transpose2d(grad, W)`` op.
+class _ConvInputGrad(torch.autograd.Function):
+    """The input path of a recorded ``F.conv2d``: an identity on ``y = F.conv2d(x.detach(), W, b)`` whose backward
+    returns ``F.conv_transpose2d(grad, W)`` for ``x`` and passes ``grad`` on to ``y``.
 
     ART differentiates input gradients once more. With the native conv, that second pass goes through
     ``convolution_backward``'s generic double-backward formula, which computes the weight term as a convolution with
-    batch and channels swapped (slow on oneDNN CPUs). Recorded as a transposed convolution, the second pass is that
-    op's ordinary backward (oneDNN's weight-gradient kernel). Same values and derivatives."""
+    batch and channels swapped (slow on oneDNN CPUs and in cuDNN). Recorded as a transposed convolution, the second
+    pass is that op's ordinary backward (the backend's weight-gradient kernel). ``W`` and ``b`` get their gradients
+    from ``y``'s own native node, which autograd runs only when a weight gradient is asked for: the many passes that
+    only need ``d/dx`` (every input gradient ART takes, the inner ascent, the attacks) skip the weight term (a custom
+    Function cannot: its ``needs_input_grad`` says only whether an input requires grad). Same values and derivatives,
+    bit for bit on the CPU."""
 
     @staticmethod
-    def forward(x, weight, bias, stride, padding, dilation, groups):
-        return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
+    def forward(x, weight, y, stride, padding, dilation, groups):
+        return y.view_as(y)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        x, weight, bias, stride, padding, dilation, groups = inputs
-        ctx.save_for_backward(x, weight)
-        ctx.conf = (stride, padding, dilation, groups, bias is not None)
+        x, weight, y, stride, padding, dilation, groups = inputs
+        ctx.save_for_backward(weight)
+        ctx.conf = (tuple(x.shape[2:]), stride, padding, dilation, groups)
 
     @staticmethod
     def backward(ctx, grad):
-        x, weight = ctx.saved_tensors
-        stride, padding, dilation, groups, has_bias = ctx.conf
-        w = weight.to(grad.dtype)  # AMP: the forward ran in autocast's dtype
-        gx = gw = gb = None
+        (weight,) = ctx.saved_tensors
+        size, stride, padding, dilation, groups = ctx.conf
+        gx = None
         if ctx.needs_input_grad[0]:
-            out_pad = [x.shape[2 + i] - ((grad.shape[2 + i] - 1) * stride[i] - 2 * padding[i]
-                                         + dilation[i] * (weight.shape[2 + i] - 1) + 1) for i in range(2)]
-            gx = F.conv_transpose2d(grad, w, None, stride, padding, out_pad, groups, dilation)
-        need_w, need_b = ctx.needs_input_grad[1], has_bias and ctx.needs_input_grad[2]
-        if need_w or need_b:
-            _, gw, gb = torch.ops.aten.convolution_backward(
-                grad, x.to(grad.dtype), w, [weight.shape[0]] if has_bias else None, stride, padding, dilation, False,
-                [0, 0], groups, [False, need_w, need_b])
-        return gx, gw, gb, None, None, None, None
+            out_pad = [size[i] - ((grad.shape[2 + i] - 1) * stride[i] - 2 * padding[i]
+                                  + dilation[i] * (weight.shape[2 + i] - 1) + 1) for i in range(2)]
+            # AMP: the forward ran in autocast's dtype
+            gx = F.conv_transpose2d(grad, weight.to(grad.dtype), None, stride, padding, out_pad, groups, dilation)
+        return gx, None, grad, None, None, None, None
 
 
 class _MaxPool2dFn(torch.autograd.Function):
@@ -244,7 +247,8 @@ class _MaxPool2dFn(torch.autograd.Function):
 
 class _Recorded(nn.Module):
     """Stand-in for an ``nn.Conv2d`` or a non-overlapping ``nn.MaxPool2d`` (same parameters, same result) that runs
-    :class:`_Conv2dFn` / :class:`_MaxPool2dFn`."""
+    :class:`_ConvInputGrad` / :class:`_MaxPool2dFn`. A recorded conv's output is a view made in a custom Function:
+    an in-place op on it raises (artlib's models have none: no in-place ReLU, residual sums after BatchNorm)."""
 
     def __init__(self, module: nn.Module):
         super().__init__()
@@ -253,7 +257,8 @@ class _Recorded(nn.Module):
     def forward(self, x):
         m = self.module
         if type(m) is nn.Conv2d:
-            return _Conv2dFn.apply(x, m.weight, m.bias, m.stride, m.padding, m.dilation, m.groups)
+            y = F.conv2d(x.detach(), m.weight, m.bias, m.stride, m.padding, m.dilation, m.groups)
+            return _ConvInputGrad.apply(x, m.weight, y, m.stride, m.padding, m.dilation, m.groups)
         return _MaxPool2dFn.apply(x, m.kernel_size, m.stride)[0]
 
 

@@ -228,6 +228,30 @@ def test_fast_conv_matches_conv2d_to_second_order(conf):
         assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
+def test_recorded_conv_computes_weight_gradients_only_when_asked():
+    """An input-gradient pass through a recorded conv does not run the weight-gradient term (the native node holds
+    it); a loss backward still reaches the weights, with the native conv's values."""
+    from torch.profiler import ProfilerActivity, profile
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 4, 3, padding=1)
+    x = torch.rand(2, 3, 8, 8, requires_grad=True)
+    out = losses._Recorded(conv)(x)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        g, = torch.autograd.grad(out.square().sum(), x, create_graph=True)
+    ops = [e.name for e in prof.events()]
+    assert "aten::conv_transpose2d" in ops                   # the input path ran ...
+    assert "aten::convolution_backward" not in ops           # ... and no weight-gradient term (d/dx only)
+    (g.square().sum() + out.sum()).backward()
+    ref = nn.Conv2d(3, 4, 3, padding=1)
+    ref.load_state_dict(conv.state_dict())
+    x2 = x.detach().clone().requires_grad_(True)
+    o2 = ref(x2)
+    g2, = torch.autograd.grad(o2.square().sum(), x2, create_graph=True)
+    (g2.square().sum() + o2.sum()).backward()
+    assert torch.equal(out, o2) and torch.allclose(conv.weight.grad, ref.weight.grad, rtol=1e-5, atol=1e-6)
+    assert torch.allclose(x.grad, x2.grad, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("size", [(8, 8), (9, 7)])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_fast_maxpool_matches_max_pool2d_to_second_order_bitwise(size, dtype):
