@@ -88,18 +88,9 @@ def _softplus_context(model: nn.Module, beta: Optional[float], differentiable: b
     from artlib import losses  # imported on use: losses.py owns the fast softplus / conv recording
     if differentiable:
         return losses.smooth_model(model, beta)
-    return _captum_context(model, beta, method not in ("gradcam", "cam"))
-
-
-@contextlib.contextmanager
-def _captum_context(model: nn.Module, beta: Optional[float], pools: bool):
-    from artlib import losses
-    with contextlib.ExitStack() as stack:
-        if beta is not None:
-            stack.enter_context(losses.fast_softplus(model, beta))
-        if pools:
-            stack.enter_context(losses._fast_convs(model, convs=False))
-        yield model
+    if method in ("gradcam", "cam"):
+        return contextlib.nullcontext() if beta is None else losses.fast_softplus(model, beta)
+    return losses.smooth_model(model, beta, convs=False)
 
 
 def _check_x(x: torch.Tensor) -> None:

@@ -267,7 +267,7 @@ def _pair(v) -> tuple:
 
 
 def _recordable(m: nn.Module) -> bool:
-    """Modules :func:`_fast_convs` records: zero-padded ``nn.Conv2d``; ``nn.MaxPool2d`` with non-overlapping windows
+    """Modules :func:`_record_layers` records: zero-padded ``nn.Conv2d``; ``nn.MaxPool2d`` with non-overlapping windows
     (kernel == stride, no padding, dilation 1, floor mode, no indices returned)."""
     if type(m) is nn.Conv2d:
         return m.padding_mode == "zeros" and not isinstance(m.padding, str)
@@ -278,10 +278,10 @@ def _recordable(m: nn.Module) -> bool:
 
 
 @contextlib.contextmanager
-def _fast_convs(model: nn.Module, convs: bool = True, pools: bool = True):
-    """Wrap every zero-padded ``nn.Conv2d`` of ``model`` (``convs``) and every non-overlapping ``nn.MaxPool2d``
-    (``pools``) in a :class:`_Recorded` stand-in; restored on exit."""
-    kinds = ((nn.Conv2d,) if convs else ()) + ((nn.MaxPool2d,) if pools else ())
+def _record_layers(model: nn.Module, convs: bool = True):
+    """Wrap every non-overlapping ``nn.MaxPool2d`` of ``model`` and, with ``convs``, every zero-padded ``nn.Conv2d``
+    in a :class:`_Recorded` stand-in; restored on exit."""
+    kinds = ((nn.Conv2d,) if convs else ()) + (nn.MaxPool2d,)
     swapped = []
     try:
         for parent in list(model.modules()):
@@ -309,20 +309,22 @@ def fast_softplus(model: nn.Module, beta: float = 50.0, threshold: float = 20.0)
 
 
 @contextlib.contextmanager
-def smooth_model(model: nn.Module, beta: Optional[float] = 50.0, impl: str = "fast"):
+def smooth_model(model: nn.Module, beta: Optional[float] = 50.0, impl: str = "fast", convs: bool = True):
     """The context in which ART's input gradients are taken: ReLU -> softplus-``beta`` (``impl="fast"``: the fused
     :class:`SoftplusBeta`, every ``nn.Conv2d`` run through a conv whose input gradient is an explicit transposed
     convolution and every non-overlapping ``nn.MaxPool2d`` through one whose input gradient is ``max_unpool2d``, for
     a cheaper double backward (CPU and GPU, see the module docstring); ``"reference"``:
     ``nn.Softplus`` through :func:`artlib.models.softplus_relu`, native convs). ``beta=None``: no activation swap (a
-    smooth model). The model's modules are restored on exit; its parameters are never replaced. Hooks registered on
-    a swapped module do not fire inside the block (the attribution code that swaps registers none on convs)."""
+    smooth model). ``convs=False`` (``impl="fast"``) records only the max-pools: for first-order gradients (captum's
+    methods), where the conv recording saves nothing. The model's modules are restored on exit; its parameters are
+    never replaced. Hooks registered on a swapped module do not fire inside the block (the attribution code that
+    swaps registers none on convs or pools)."""
     _check_beta(beta)
     _choice("impl", impl, _IMPLS)
     from artlib import models
     with contextlib.ExitStack() as stack:
         if impl == "fast":
-            stack.enter_context(_fast_convs(model))
+            stack.enter_context(_record_layers(model, convs))
             if beta is not None:
                 stack.enter_context(fast_softplus(model, beta))
         elif beta is not None:

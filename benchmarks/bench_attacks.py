@@ -109,7 +109,7 @@ def options(device: str, amp: bool, softplus: str):
         if softplus != "library":
             saved = losses.smooth_model
 
-            def swap(model, beta=50.0, impl="fast"):
+            def swap(model, beta=50.0, impl="fast", convs=True):
                 if beta is None:
                     return contextlib.nullcontext()
                 return models.softplus_relu(model, beta) if softplus == "nn" else losses.fast_softplus(model, beta)

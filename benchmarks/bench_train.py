@@ -59,7 +59,7 @@ def _smooth(model, beta, impl):
         return losses.smooth_model(model, beta, impl)
     stack = contextlib.ExitStack()
     if impl == "fused_sp_tconv":
-        stack.enter_context(losses._fast_convs(model))
+        stack.enter_context(losses._record_layers(model))
     if beta is not None:
         stack.enter_context(losses.fast_softplus(model, beta))
     return stack
