@@ -19,9 +19,10 @@ kept for tests and the benchmark, see ``benchmarks/bench_train.py`` and ``benchm
 
 1. :class:`SoftplusBeta`, a softplus-:math:`\beta` computed from vectorised ``exp`` / ``log`` (float32
    ``F.softplus`` and ``log1p`` run ~50x slower than ``exp`` on the benchmark CPU), whose backward is
-   ``grad * sigmoid(beta x)`` built from native differentiable ops, so that its double backward is one multiply and
-   one fused ``sigmoid_backward`` kernel (``nn.Softplus`` rebuilds ``exp`` / ``sigmoid`` through ~7 elementwise
-   kernels there);
+   ``grad * sigmoid(beta x)`` with the sigmoid recorded as one op (:class:`_SigmoidBetaFn`), so that its double
+   backward is one multiply and one fused ``sigmoid_backward`` kernel (``nn.Softplus`` rebuilds ``exp`` /
+   ``sigmoid`` through ~7 elementwise kernels there, and a sigmoid recorded from native ops would add its clamp's
+   unvectorised ``where``);
 2. convolutions whose input gradient is recorded as an explicit ``conv_transpose2d`` op, so that the double
    backward uses the backend's weight-gradient kernel instead of ``convolution_backward``'s generic double-backward
    formula (a convolution with batch and channels swapped): on the CPU -17 % (resnet18) / -25 % (small-cnn) per
@@ -30,7 +31,8 @@ kept for tests and the benchmark, see ``benchmarks/bench_train.py`` and ``benchm
    weight gradients stay with the native conv's own node (:class:`_ConvInputGrad`), so passes that only need
    ``d/dx`` (all of ART's input gradients and its inner ascent) skip them: a further -13 % (small-cnn) / -21 %
    (resnet18) per ART step on the CPU, bitwise the same values. Likewise non-overlapping max-pools, whose input
-   gradient is recorded as ``max_unpool2d`` (:class:`_MaxPool2dFn`);
+   gradient is recorded as ``max_unpool2d`` (:class:`_MaxPool2dFn`; on a CPU the 2x2 forward is computed from
+   strided slices, 3.4x faster than the native NCHW kernel, bitwise the same values and indices);
 3. :math:`i^*` passed in (the trainer computes it once per batch from the clean forward pass, Algorithm 1 line 10)
    instead of another forward pass per call.
 
@@ -107,27 +109,48 @@ def _softplus_forward(x: torch.Tensor, beta: float, threshold: float) -> torch.T
     return torch.relu(x).add_(e.add_(1.0).log_().div_(beta))
 
 
-def _sigmoid_beta(x: torch.Tensor, beta: float, threshold: float) -> torch.Tensor:
-    """``sigmoid(beta x)`` (on a CPU with ``beta x`` clamped below at :data:`CLAMP_BELOW`), and exactly 1 where
-    ``beta x > threshold`` (``nn.Softplus``'s linear region).
+class _SigmoidBetaFn(torch.autograd.Function):
+    r"""``sigmoid(beta x)`` (on a CPU with ``beta x`` clamped below at :data:`CLAMP_BELOW`; in float64 exactly 1 where
+    ``beta x > threshold``, ``nn.Softplus``'s linear region), the derivative of softplus-beta, as one recorded op
+    whose backward is ``beta * sigmoid_backward(grad, s)`` from the saved output ``s``.
 
-    Built from native differentiable ops, so that the double backward is autograd's own (``sigmoid_backward``, one
-    fused kernel that reuses ``s``) and works inside ``torch.autograd.grad(..., is_grads_batched=True)``. In float32 /
-    bfloat16 / float16, ``sigmoid(t)`` already rounds to exactly 1 for ``t > 17``, so the mask is applied only in
-    float64 (where it keeps the values identical to ``nn.Softplus``)."""
-    bx = x * beta
-    if bx.device.type == "cpu":  # denormals are slow on x86 CPUs only
-        bx = bx.clamp(min=CLAMP_BELOW)
-    s = torch.sigmoid(bx)
-    if s.dtype == torch.float64:
-        s = torch.where(bx > threshold, torch.ones((), dtype=s.dtype, device=s.device), s)
-    return s
+    Recorded as the chain ``mul -> clamp -> sigmoid`` of native ops, every double backward would also run the
+    clamp's backward, a ``gt`` and a ``where`` that cost 2-4x the sigmoid itself on the
+    benchmark CPU (``where`` on a boolean mask is not vectorised there), for a derivative that differs only where
+    :math:`\beta x < -60`: there the clamp's derivative is 0 and this Function's is :math:`\beta s (1 - s)
+    \approx 4 \cdot 10^{-25}`, the true derivative of the clamped value (float32 sums cannot see either).
+    Higher derivatives are exact too: ``s`` is this Function's own output, so differentiating the backward goes
+    through this backward again. ``generate_vmap_rule``: works inside ``is_grads_batched``."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x, beta, threshold):
+        bx = x * beta
+        if bx.device.type == "cpu":  # denormals are slow on x86 CPUs only
+            bx.clamp_(min=CLAMP_BELOW)
+        # float32 / bfloat16 / float16 sigmoid(t) already rounds to exactly 1 for t > 17; float64 needs the mask
+        linear = bx > threshold if bx.dtype == torch.float64 else None
+        s = bx.sigmoid_()
+        if linear is not None:
+            s.masked_fill_(linear, 1.0)
+        return s
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(output)
+        ctx.beta = inputs[1]
+
+    @staticmethod
+    def backward(ctx, grad):
+        (s,) = ctx.saved_tensors
+        return torch.ops.aten.sigmoid_backward(grad, s) * ctx.beta, None, None
 
 
 class _SoftplusBetaFn(torch.autograd.Function):
     """softplus-beta whose backward is ``grad * sigmoid(beta x)``, with ``sigmoid(beta x)`` recorded (when the
-    backward runs with ``create_graph=True``) as the differentiable ops above: the double backward then costs a
-    multiply and one ``sigmoid_backward`` kernel instead of ``nn.Softplus``'s rebuilt chain of ~7 elementwise ops."""
+    backward runs with ``create_graph=True``) as :class:`_SigmoidBetaFn`: the double backward then costs a multiply
+    and one ``sigmoid_backward`` kernel instead of ``nn.Softplus``'s rebuilt chain of ~7 elementwise ops."""
 
     @staticmethod
     def forward(x, beta, threshold):
@@ -142,9 +165,9 @@ class _SoftplusBetaFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_y):
         (x,) = ctx.saved_tensors
-        if not torch.is_grad_enabled():
-            x = x.detach()
-        return grad_y * _sigmoid_beta(x, ctx.beta, ctx.threshold), None, None
+        if not torch.is_grad_enabled():  # first-order pass: no graph to keep
+            return grad_y * _SigmoidBetaFn.apply(x.detach(), ctx.beta, ctx.threshold), None, None
+        return grad_y * _SigmoidBetaFn.apply(x, ctx.beta, ctx.threshold), None, None
 
 
 def softplus_beta(x: torch.Tensor, beta: float = 50.0, threshold: float = 20.0) -> torch.Tensor:
@@ -220,15 +243,38 @@ class _ConvInputGrad(torch.autograd.Function):
         return gx, None, grad, None, None, None, None
 
 
+def _max_pool2x2_cpu(x: torch.Tensor) -> tuple:
+    """``F.max_pool2d(x, 2, 2, return_indices=True)`` from strided slices: the four window positions compared in
+    ``max_pool2d``'s scan order (the first maximum wins ties, as natively), the flat indices built arithmetically.
+    Bitwise the same values and indices (``tests/test_losses.py``) except where a window holds a NaN (the value is
+    NaN either way; the index may name another element of that window). 3.2-3.4x faster than the native NCHW kernel
+    on the benchmark CPU (4.4 -> 1.3 ms for ``[32, 32, 32, 32]``, 1 thread); ``where`` / ``masked_fill`` are avoided
+    because they are not vectorised there."""
+    H, W = x.shape[-2:]
+    OH, OW = H // 2, W // 2
+    a, b, c, d = (x[..., i:i + 2 * OH - 1:2, j:j + 2 * OW - 1:2] for i in (0, 1) for j in (0, 1))
+    top, bottom = torch.maximum(a, b), torch.maximum(c, d)
+    first = (b > a).to(torch.int64)          # column of the winner in the top row
+    second = (d > c).to(torch.int64)         # ... in the bottom row
+    low = (bottom > top).to(torch.int64)     # the bottom row wins (strictly)
+    # offset in the window: first + low * (W + second - first)
+    offset = second.sub_(first).add_(W).mul_(low).add_(first)
+    base = (torch.arange(OH, device=x.device) * (2 * W))[:, None] + torch.arange(OW, device=x.device) * 2
+    return torch.maximum(top, bottom), offset.add_(base)
+
+
 class _MaxPool2dFn(torch.autograd.Function):
     """Non-overlapping ``F.max_pool2d`` (kernel == stride, no padding / dilation) whose input gradient is recorded as
     ``F.max_unpool2d(grad, indices)``: the same scatter of each window's gradient to its arg-max as
     ``max_pool2d_with_indices_backward`` (bitwise), whose own derivative (a gather at the indices) is what the double
     backward needs. CUDA's ``max_pool2d`` backward kernel searches every window overlapping each input pixel and took
-    18-20 % of a batched IFIA step's GPU time on an H200 (small-cnn); the unpool is a plain scatter."""
+    18-20 % of a batched IFIA step's GPU time on an H200 (small-cnn); the unpool is a plain scatter. On a CPU the
+    2x2 forward is :func:`_max_pool2x2_cpu` (the native NCHW kernel was 16 % of small-cnn's ART step)."""
 
     @staticmethod
     def forward(x, kernel_size, stride):
+        if x.device.type == "cpu" and _pair(kernel_size) == (2, 2) and x.dim() == 4 and min(x.shape[-2:]) >= 2:
+            return _max_pool2x2_cpu(x)
         return F.max_pool2d(x, kernel_size, stride, return_indices=True)
 
     @staticmethod

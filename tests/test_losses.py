@@ -164,6 +164,21 @@ def test_fused_softplus_matches_nn_softplus_to_second_order(beta):
     assert outs[0][2].abs().max() > 0
 
 
+def test_fused_softplus_third_derivative_goes_through_the_recorded_sigmoid():
+    """The recorded sigmoid's backward uses its saved output: differentiating that backward once more (a third
+    derivative of softplus) must still give nn.Softplus's values."""
+    x = torch.linspace(-0.3, 0.3, 61, dtype=torch.float64).requires_grad_(True)
+    res = []
+    for f in (lambda t: F.softplus(t, 50.0, 20.0), lambda t: losses.softplus_beta(t, 50.0, 20.0)):
+        d1, = torch.autograd.grad(f(x).sum(), x, create_graph=True)
+        d2, = torch.autograd.grad(d1.sum(), x, create_graph=True)
+        d3, = torch.autograd.grad((d2 * torch.sin(x)).sum(), x)
+        res.append((d1.detach(), d2.detach(), d3))
+    for a, b in zip(*res):
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)
+    assert res[0][2].abs().max() > 1.0
+
+
 def test_fused_softplus_float32_accuracy():
     """float32 on a CPU (log(1 + e) instead of the slow log1p): values within float32 rounding + 2e-9, derivatives
     to float32 rounding, exactly relu(x) beyond |beta x| > 17, no denormals."""
@@ -273,6 +288,28 @@ def test_fast_maxpool_matches_max_pool2d_to_second_order_bitwise(size, dtype):
     for a, b in zip(*res):
         assert torch.equal(a, b)
     assert res[0][2].abs().sum() > 0                        # a real second-order term was compared
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 8, 8), (2, 5, 9, 7), (1, 1, 2, 2), (3, 2, 3, 2)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_cpu_max_pool2x2_forward_equals_native_values_and_indices_with_ties(shape, dtype, channels_last):
+    """The CPU 2x2 forward of the recorded pool: the values and the flat indices of F.max_pool2d(2, 2,
+    return_indices=True) bit for bit, also with ties (ReLU zeros, equal values: the first in scan order wins),
+    infinities, odd sizes (the last row / column is dropped) and channels_last inputs."""
+    torch.manual_seed(0)
+    x = torch.relu(torch.randn(shape, dtype=dtype))                  # many exact zeros: ties
+    x = torch.where(torch.rand(shape) < 0.2, torch.full_like(x, 0.5), x)
+    x.view(-1)[::7] = float("inf")
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    ref_v, ref_i = F.max_pool2d(x, 2, 2, return_indices=True)
+    v, i = losses._max_pool2x2_cpu(x)
+    assert torch.equal(v, ref_v) and torch.equal(i, ref_i) and i.dtype == ref_i.dtype
+    if x.numel() >= 64:
+        assert (ref_v == 0).any() and (ref_v == 0.5).any()            # the ties were there
+    with pytest.raises(RuntimeError, match="too small"):               # too small: the native error, as natively
+        losses._Recorded(nn.MaxPool2d(2))(torch.rand(2, 3, 1, 6, dtype=dtype))
 
 
 def test_only_non_overlapping_pools_and_zero_padded_convs_are_recorded():
