@@ -115,10 +115,12 @@ class _SigmoidBetaFn(torch.autograd.Function):
     whose backward is ``beta * sigmoid_backward(grad, s)`` from the saved output ``s``.
 
     Recorded as the chain ``mul -> clamp -> sigmoid`` of native ops, every double backward would also run the
-    clamp's backward, a ``gt`` and a ``where`` that cost 2-4x the sigmoid itself on the
-    benchmark CPU (``where`` on a boolean mask is not vectorised there), for a derivative that differs only where
+    clamp's backward, a ``gt`` and a ``where`` that together cost 5-13x the sigmoid itself on the benchmark CPU
+    (``where`` on a boolean mask is not vectorised there), for a derivative that differs only where
     :math:`\beta x < -60`: there the clamp's derivative is 0 and this Function's is :math:`\beta s (1 - s)
-    \approx 4 \cdot 10^{-25}`, the true derivative of the clamped value (float32 sums cannot see either).
+    \approx 4 \cdot 10^{-25}`, the true derivative of the clamped value. Results are bitwise the same in the
+    benchmarked ART steps; the tiny terms where :math:`\beta x < -60` changed one seed-unstable smoke model
+    (notebook 30, ART with lambda = 2) at the bit level, which its training then amplified.
     Higher derivatives are exact too: ``s`` is this Function's own output, so differentiating the backward goes
     through this backward again. ``generate_vmap_rule``: works inside ``is_grads_batched``."""
 
