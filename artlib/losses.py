@@ -210,8 +210,8 @@ class SoftplusBeta(nn.Module):
 
 
 class _ConvInputGrad(torch.autograd.Function):
-    """The input path of a recorded ``F.conv2d``: an identity on ``y = F.conv2d(x.detach(), W, b)`` whose backward
-    returns ``F.conv_transpose2d(grad, W)`` for ``x`` and passes ``grad`` on to ``y``.
+    """The input path of a recorded ``F.conv2d``: a ``-0.0`` tensor shaped like the conv's output, added in place to
+    ``y = F.conv2d(x.detach(), W, b)``, whose backward returns ``F.conv_transpose2d(grad, W)`` for ``x``.
 
     ART differentiates input gradients once more. With the native conv, that second pass goes through
     ``convolution_backward``'s generic double-backward formula, which computes the weight term as a convolution with
@@ -219,16 +219,20 @@ class _ConvInputGrad(torch.autograd.Function):
     pass is that op's ordinary backward (the backend's weight-gradient kernel). ``W`` and ``b`` get their gradients
     from ``y``'s own native node, which autograd runs only when a weight gradient is asked for: the many passes that
     only need ``d/dx`` (every input gradient ART takes, the inner ascent, the attacks) skip the weight term (a custom
-    Function cannot: its ``needs_input_grad`` says only whether an input requires grad). Same values and derivatives,
-    bit for bit on the CPU."""
+    Function cannot: its ``needs_input_grad`` says only whether an input requires grad). Adding ``-0.0`` leaves
+    every value as it is (also the sign of zeros), so values and derivatives are bit for bit the native conv's on
+    the CPU; and the recorded conv's output is the native conv's own tensor, not a view made inside a custom
+    Function, so models that modify it in place (``out += shortcut`` in pre-activation ResNets) work. The ``-0.0``
+    is one scalar expanded, so the recording allocates nothing of the output's size (a copy of the output cost the
+    small-cnn ART step 9 % on the benchmark CPU)."""
 
     @staticmethod
-    def forward(x, weight, y, stride, padding, dilation, groups):
-        return y.view_as(y)
+    def forward(x, weight, shape, dtype, stride, padding, dilation, groups):
+        return torch.full((), -0.0, dtype=dtype, device=x.device).expand(shape)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        x, weight, y, stride, padding, dilation, groups = inputs
+        x, weight, shape, dtype, stride, padding, dilation, groups = inputs
         ctx.save_for_backward(weight)
         ctx.conf = (tuple(x.shape[2:]), stride, padding, dilation, groups)
 
@@ -242,7 +246,7 @@ class _ConvInputGrad(torch.autograd.Function):
                                   + dilation[i] * (weight.shape[2 + i] - 1) + 1) for i in range(2)]
             # AMP: the forward ran in autocast's dtype
             gx = F.conv_transpose2d(grad, weight.to(grad.dtype), None, stride, padding, out_pad, groups, dilation)
-        return gx, None, grad, None, None, None, None
+        return gx, None, None, None, None, None, None, None
 
 
 def _max_pool2x2_cpu(x: torch.Tensor) -> tuple:
@@ -295,8 +299,8 @@ class _MaxPool2dFn(torch.autograd.Function):
 
 class _Recorded(nn.Module):
     """Stand-in for an ``nn.Conv2d`` or a non-overlapping ``nn.MaxPool2d`` (same parameters, same result) that runs
-    :class:`_ConvInputGrad` / :class:`_MaxPool2dFn`. A recorded conv's output is a view made in a custom Function:
-    an in-place op on it raises (artlib's models have none: no in-place ReLU, residual sums after BatchNorm)."""
+    :class:`_ConvInputGrad` / :class:`_MaxPool2dFn`. Their outputs are ordinary tensors: in-place ops on them
+    (``out += shortcut``, ``nn.ReLU(inplace=True)``) work as on the native modules' outputs."""
 
     def __init__(self, module: nn.Module):
         super().__init__()
@@ -306,7 +310,8 @@ class _Recorded(nn.Module):
         m = self.module
         if type(m) is nn.Conv2d:
             y = F.conv2d(x.detach(), m.weight, m.bias, m.stride, m.padding, m.dilation, m.groups)
-            return _ConvInputGrad.apply(x, m.weight, y, m.stride, m.padding, m.dilation, m.groups)
+            return y.add_(_ConvInputGrad.apply(x, m.weight, y.shape, y.dtype, m.stride, m.padding, m.dilation,
+                                               m.groups))
         return _MaxPool2dFn.apply(x, m.kernel_size, m.stride)[0]
 
 

@@ -267,6 +267,41 @@ def test_recorded_conv_computes_weight_gradients_only_when_asked():
     assert torch.allclose(x.grad, x2.grad, rtol=1e-5, atol=1e-6)
 
 
+class _PreActBlock(nn.Module):
+    """A pre-activation residual block that modifies conv and pool outputs in place (``out += shortcut``, as in the
+    PreActResNet-18 of the adversarial-training repositories), then a head."""
+
+    def __init__(self):
+        super().__init__()
+        self.bn, self.relu = nn.BatchNorm2d(3), nn.ReLU()
+        self.conv, self.shortcut = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(3, 4, 1)
+        self.pool, self.relu2, self.fc = nn.MaxPool2d(2), nn.ReLU(inplace=True), nn.Linear(4, 3)
+
+    def forward(self, x):
+        out = self.conv(self.relu(self.bn(x)))
+        out += self.shortcut(x)
+        out = self.pool(out)
+        out.mul_(2.0)
+        return self.fc(self.relu2(out).mean((2, 3)))
+
+
+def test_recorded_layers_allow_in_place_ops_on_their_outputs():
+    """Models that modify a conv's or a pool's output in place run inside the fast smooth model, with the reference
+    implementation's ART loss and derivatives (float64)."""
+    torch.manual_seed(0)
+    model = _PreActBlock().double()
+    x = torch.rand(3, 3, 8, 8, dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([0, 1, 2])
+    res = []
+    for impl in ("fast", "reference"):
+        loss = losses.art_loss(model, x, y, beta=5.0, impl=impl)
+        grads = torch.autograd.grad(loss.sum(), [x, model.conv.weight, model.shortcut.weight, model.bn.weight])
+        res.append((loss.detach(),) + grads)
+    for a, b in zip(*res):
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)
+    assert all(r.abs().sum() > 0 for r in res[0])
+
+
 @pytest.mark.parametrize("size", [(8, 8), (9, 7)])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_fast_maxpool_matches_max_pool2d_to_second_order_bitwise(size, dtype):
