@@ -166,9 +166,7 @@ class _SoftplusBetaFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_y):
-        (x,) = ctx.saved_tensors
-        if not torch.is_grad_enabled():  # first-order pass: no graph to keep
-            return grad_y * _SigmoidBetaFn.apply(x.detach(), ctx.beta, ctx.threshold), None, None
+        (x,) = ctx.saved_tensors  # recorded only under create_graph (apply records nothing with grad disabled)
         return grad_y * _SigmoidBetaFn.apply(x, ctx.beta, ctx.threshold), None, None
 
 
