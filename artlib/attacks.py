@@ -130,16 +130,107 @@ def _check_batch_size(batch_size) -> Optional[int]:
     return _check_int("batch_size", batch_size, lo=1)
 
 
-def auto_batch_size(device: Union[str, torch.device], n_steps_ig: int = 100) -> int:
+#: Bytes held per path image by the IG attacks' double backprop, in units of the activations of one forward pass
+#: (the outputs of the model's leaf modules). Measured peak on an H200 (``torch.cuda.max_memory_allocated`` around
+#: one IFIA step, ``benchmarks/results/attacks.md``): small-cnn 2.52x, resnet18 (32x32) 2.30x, wrn-28-10 2.02x,
+#: resnet18-imagenet (224x224) 2.68x; 6 leaves a margin of 2.2-3x.
+ACTIVATION_FACTOR = 6.0
+#: Share of the GPU's free memory :func:`auto_batch_size` plans to fill.
+MEMORY_FRACTION = 0.7
+#: Most images per pass :func:`auto_batch_size` picks on a GPU: the fastest pass size measured for IFIA on an H200
+#: (small-cnn, 100 IG points: 575 / 699 / 739 images/s at 64 / 128 / 256 per pass, ``benchmarks/results/attacks.md``).
+MAX_AUTO_BATCH = 256
+
+
+def _activation_bytes(model: nn.Module, x1: torch.Tensor) -> int:
+    """Bytes of the outputs of ``model``'s leaf modules in one no-grad forward pass of ``x1`` (one image); at least
+    the image's own size."""
+    total = 0
+
+    def count(_m, _i, out):
+        nonlocal total
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor):
+                total += t.numel() * t.element_size()
+    hooks = [m.register_forward_hook(count) for m in model.modules() if next(m.children(), None) is None]
+    try:
+        with torch.no_grad():
+            model(x1)
+    finally:
+        for h in hooks:
+            h.remove()
+    return max(total, x1.numel() * x1.element_size())
+
+
+def _fit_batch(free_bytes: int, bytes_per_image: float, n_images: Optional[int] = None,
+               cap: int = MAX_AUTO_BATCH) -> int:
+    """Images per pass: as many as ``MEMORY_FRACTION`` of ``free_bytes`` holds at ``bytes_per_image`` (at least 1,
+    at most ``cap``), then evened out over the passes ``n_images`` needs (300 images at a limit of 256 run as two
+    passes of 150, not 256 + 44)."""
+    size = int(max(1, min(cap, (MEMORY_FRACTION * free_bytes) // max(1.0, bytes_per_image))))
+    if n_images:
+        size = math.ceil(n_images / math.ceil(n_images / size))
+    return size
+
+
+def auto_batch_size(device: Union[str, torch.device], n_steps_ig: int = 100, model: Optional[nn.Module] = None,
+                    x: Optional[torch.Tensor] = None) -> int:
     """Default images per pass of the IG-based attacks (:func:`ifia`, :func:`targeted_attribution_attack`).
 
     On a CPU one image per pass: one image's IG is already a batch of ``n_steps_ig`` path images, the work is bound
     by arithmetic, and passes over many images spill the caches (measured on the 2-core CI CPU with small-cnn:
-    0.15 s per image and step at 1 image per pass, 0.21 s at 4, 0.31 s at 32). On a GPU ``6400 // n_steps_ig``
-    images (64 at 100 points), which keeps the device busy within ~13 GB for small-cnn on 32x32 images; larger
-    models and images need an explicit, smaller ``batch_size``. Results never depend on the batch size.
+    0.15 s per image and step at 1 image per pass, 0.21 s at 4, 0.31 s at 32).
+
+    On a GPU, given the ``model`` and the images ``x``: as many images as fit in :data:`MEMORY_FRACTION` of the
+    device's free memory (``torch.cuda.mem_get_info``), at :data:`ACTIVATION_FACTOR` times the activations of one
+    forward pass (forward hooks on the leaf modules, one image) per path image, at most :data:`MAX_AUTO_BATCH`, evened
+    out over the passes ``len(x)`` needs. Small models get large passes (small-cnn on 32x32: 256 on an H200, and by
+    the same rule ~190 on an 80 GB H100), large ones small passes instead of running out of memory (H200: resnet18 on
+    32x32 16, resnet18-imagenet on 224x224 4); the attacks
+    also halve an automatic size and retry a pass that still runs out of memory. Without ``model`` (or ``x``):
+    ``6400 // n_steps_ig`` (64 at 100 points). Results never depend on the batch size.
+
+    Args:
+        device: where the attack runs.
+        n_steps_ig (int): IG points per image. Default 100.
+        model (nn.Module, optional): the attacked model (GPU sizing).
+        x (Tensor, optional): the attacked images ``[B, C, H, W]`` (GPU sizing).
+
+    Example::
+
+        >>> attacks.auto_batch_size(x.device, 100, model, x)    # images per pass of ifia(model, x, ...)
     """
-    return 1 if torch.device(device).type == "cpu" else max(1, 6400 // int(n_steps_ig))
+    device = torch.device(device)
+    n_steps_ig = int(n_steps_ig)
+    if device.type == "cpu":
+        return 1
+    if model is None or x is None or device.type != "cuda" or x.shape[0] == 0:
+        return max(1, 6400 // n_steps_ig)
+    free, _total = torch.cuda.mem_get_info(device)
+    per_image = ACTIVATION_FACTOR * n_steps_ig * _activation_bytes(model, x[:1])
+    return _fit_batch(free, per_image, x.shape[0])
+
+
+def _map_chunks(fn: Callable[[slice], tuple], n: int, size: Optional[int], shrink: bool) -> list:
+    """``[fn(s) for s in _chunks(n, size)]``; with ``shrink`` (an automatic size), a pass that runs out of memory
+    is retried with half as many images (down to 1), and later passes keep the smaller size. The attacks' results
+    are per sample, so the chunking never changes them."""
+    size = n if size is None else size
+    parts, start = [], 0
+    while start < n:
+        stop = min(n, start + size)
+        try:
+            parts.append(fn(slice(start, stop)))
+        except torch.OutOfMemoryError:
+            if not shrink or size == 1:
+                raise
+            size = max(1, (stop - start) // 2)
+        else:
+            start = stop
+            continue
+        if torch.cuda.is_available():  # the failed pass's tensors are released once the except block is left
+            torch.cuda.empty_cache()
+    return parts
 
 
 def _generator(seed: Optional[int]) -> Optional[torch.Generator]:
@@ -423,10 +514,12 @@ def ifia(model: nn.Module, x: torch.Tensor, y: torch.Tensor, k: int, eps: float,
             generator seeded with it; per-sample seeds make each sample's start independent of the others.
         eval_k (int, optional): k of the returned ``intersection``. Default ``k``.
         batch_size (int, optional): images attacked together in one pass; results do not depend on it. Memory
-            grows with ``batch_size * n_steps_ig`` path images held for double backprop (small-cnn on 32x32: about
-            2 MB each, i.e. ~13 GB at 64 x 100; a ResNet at 224x224 needs a far smaller value). Default None =
+            grows with ``batch_size * n_steps_ig`` path images held for double backprop (measured on an H200:
+            small-cnn on 32x32 1.25 MiB each, i.e. ~31 GiB at 256 x 100; resnet18-imagenet on 224x224 78 MiB).
+            Default None =
             :func:`auto_batch_size`: 1 on a CPU (passes of many images spill the caches and run slower there,
-            ``benchmarks/results/attacks.md``), ``6400 // n_steps_ig`` images (64 at 100 points) on a GPU.
+            ``benchmarks/results/attacks.md``); on a GPU as many images as fit in the free memory (from the
+            model's activation sizes, at most 256), halved and retried if a pass still runs out of memory.
         progress (bool): tqdm bar over the steps. Default False.
 
     Returns:
@@ -455,14 +548,16 @@ def ifia(model: nn.Module, x: torch.Tensor, y: torch.Tensor, k: int, eps: float,
         _check_number("beta", beta, positive=True)
     random_start = official if random_start is None else bool(random_start)
     seeds = _per_sample_seeds(seed, x.shape[0])
-    batch_size = auto_batch_size(x.device, n_steps_ig) if batch_size is None else _check_batch_size(batch_size)
+    auto = batch_size is None
+    batch_size = None if auto else _check_batch_size(batch_size)
 
-    parts = []
     with _model_mode(model, True):
+        if auto:
+            batch_size = auto_batch_size(x.device, n_steps_ig, model, x)
         y = _predict(model, x) if y is None else y
-        for s in _chunks(x.shape[0], batch_size):
-            parts.append(_ifia_chunk(model, x[s].detach(), y[s], k, eval_k, eps, step_size, steps, beta, n_steps_ig,
-                                     measure, official, random_start, None if seeds is None else seeds[s], progress))
+        parts = _map_chunks(lambda s: _ifia_chunk(
+            model, x[s].detach(), y[s], k, eval_k, eps, step_size, steps, beta, n_steps_ig, measure, official,
+            random_start, None if seeds is None else seeds[s], progress), x.shape[0], batch_size, auto)
     return IFIAResult(*(torch.cat(t) for t in zip(*parts)))
 
 
@@ -618,14 +713,17 @@ def targeted_attribution_attack(model: nn.Module, x: torch.Tensor, target_map: t
     if beta is not None:
         _check_number("beta", beta, positive=True)
     seeds = _per_sample_seeds(seed, B)
-    batch_size = auto_batch_size(x.device, n_steps_ig) if batch_size is None else _check_batch_size(batch_size)
+    auto = batch_size is None
+    batch_size = None if auto else _check_batch_size(batch_size)
     x = x.detach()
     ht_all = _unit_map(target_map.detach().to(device=x.device, dtype=x.dtype))
 
     with _model_mode(model, True):
+        if auto:
+            batch_size = auto_batch_size(x.device, n_steps_ig, model, x)
         y = _predict(model, x) if y is None else _check_labels(y, x)
-        parts = []
-        for sl in _chunks(B, batch_size):
+
+        def one(sl):
             xs, ys, ht = x[sl], y[sl], ht_all[sl]
             pred0 = _predict(model, xs)
             with torch.no_grad(), losses.smooth_model(model, beta):
@@ -657,7 +755,9 @@ def targeted_attribution_attack(model: nn.Module, x: torch.Tensor, target_map: t
                 best_x = torch.where(better.view(-1, 1, 1, 1), x_adv, best_x)
                 best_d = torch.where(better, d, best_d)
                 best_step = torch.where(better, torch.full_like(best_step, t + 1), best_step)
-            parts.append((best_x, best_d, best_step >= 0, best_step))
+            return best_x, best_d, best_step >= 0, best_step
+
+        parts = _map_chunks(one, B, batch_size, auto)
     return TargetedResult(*(torch.cat(t) for t in zip(*parts)))
 
 

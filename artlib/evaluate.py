@@ -407,10 +407,11 @@ def attribution_robustness(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *
     cols = ["index", "label", "IN", "K", "success", "step"]
     if idx.numel() == 0:
         return pd.DataFrame({c: pd.Series(dtype=float if c in ("IN", "K") else int) for c in cols})
+    xs, ys = x[idx].to(dev), y[idx].to(dev)
     if batch_size is None:
         n_pts = n_steps_ig if map_method == "ig" else (n_samples if map_method == "gradshap" else 1)
-        batch_size = max(1, 320 // n_pts) if dev.type == "cpu" else attacks.auto_batch_size(dev, n_pts)
-    xs, ys = x[idx].to(dev), y[idx].to(dev)
+        with _eval(model):
+            batch_size = max(1, 320 // n_pts) if dev.type == "cpu" else attacks.auto_batch_size(dev, n_pts, model, xs)
     parts = []
     chunks = list(_chunks(len(idx), batch_size))
     if progress:

@@ -23,7 +23,8 @@ Usage::
     python benchmarks/bench_attacks.py --device cuda --images 128 --loop-images 16 --batch-sizes auto 128 --steps 5
 
 GPU options for the *batched* modes (the loop stays the plain float32 reference, as the authors run it):
-``--amp`` (bfloat16 autocast around the whole attack), ``--channels-last`` (model and images in NHWC),
+``--amp`` (bfloat16 autocast around the whole attack), ``--channels-last`` (model and images in NHWC; with
+``--loop-channels-last`` the loop too),
 ``--softplus nn`` / ``fused`` (the smooth model of the attack and of IG as before ``losses.smooth_model`` was
 used on every device: ``nn.Softplus`` with native convs, or the fused ``SoftplusBeta`` with native convs; the
 default ``library`` is ``losses.smooth_model``: fused softplus and convs recorded with an explicit transposed-conv
@@ -31,7 +32,9 @@ input gradient), ``--cudnn-benchmark``.
 ``--pools native`` (all modes) keeps PyTorch's ``max_pool2d`` backward instead of the ``max_unpool2d`` recording.
 ``--captum-grads captum`` (all modes) takes captum's IG gradients with its own ``compute_gradients`` (one autograd
 root per path image) instead of artlib's default ``attribution.summed_gradients`` (one root per call; same values).
-``--profile`` prints the 15 GPU kernels that take most time in one batched call.
+``--profile`` prints the 22 GPU kernels that take most time in one batched call. On a GPU the script also prints
+the peak memory per path image of one batched call against the leaf-module activations that
+``attacks.auto_batch_size`` sizes passes from (``attacks.ACTIVATION_FACTOR``).
 
 Results are written to ``benchmarks/results/attacks.md`` under a section named after the machine, setting and
 options, replacing an earlier section of the same name and keeping the others.
@@ -125,7 +128,7 @@ def profile_call(fn, device: str) -> None:
         fn()
         _sync(device)
     key = "self_cuda_time_total" if device.startswith("cuda") else "self_cpu_time_total"
-    print(prof.key_averages().table(sort_by=key, row_limit=15, max_name_column_width=70))
+    print(prof.key_averages().table(sort_by=key, row_limit=22, max_name_column_width=70))
 
 
 def main(argv=None):
@@ -146,6 +149,8 @@ def main(argv=None):
                         "default heuristics pick a slow kernel for some double-backprop convolutions)")
     p.add_argument("--amp", action="store_true", help="batched modes: bfloat16 autocast")
     p.add_argument("--channels-last", action="store_true", help="batched modes: model and images channels_last")
+    p.add_argument("--loop-channels-last", action="store_true",
+                   help="the loop too: model and images channels_last (to time a library that converts on every call)")
     p.add_argument("--softplus", default="library", choices=["library", "nn", "fused"],
                    help="batched modes' smooth model: library = artlib.losses.smooth_model (fused softplus, convs "
                         "recorded with a transposed-conv input gradient); nn = nn.Softplus, native convs; fused = "
@@ -172,7 +177,6 @@ def main(argv=None):
         torch.backends.cudnn.benchmark = True
     dev = args.device
     n, n_loop = args.images, args.loop_images or args.images
-    sizes = [attacks.auto_batch_size(dev, args.n_steps_ig) if b == "auto" else int(b) for b in args.batch_sizes]
 
     torch.manual_seed(0)
     model = models.build_model("small-cnn", 10, mean=CIFAR_MEAN, std=CIFAR_STD).to(dev).eval()
@@ -184,14 +188,21 @@ def main(argv=None):
     kw = dict(k=args.k, eps=8 / 255, step_size=1 / 255, steps=args.steps, n_steps_ig=args.n_steps_ig,
               setting=args.setting)
 
+    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+    model_l, x_l = model, x_all
+    if args.loop_channels_last:
+        model_l = copy.deepcopy(model).to(memory_format=torch.channels_last)
+        x_l = x_all.contiguous(memory_format=torch.channels_last)
+
     def loop():
-        parts = [attacks.ifia(model, x_all[i:i + 1], y_all[i:i + 1], seed=[seeds[i]], batch_size=1, **kw)
+        parts = [attacks.ifia(model_l, x_l[i:i + 1], y_all[i:i + 1], seed=[seeds[i]], batch_size=1, **kw)
                  for i in range(n_loop)]
         return attacks.IFIAResult(*(torch.cat(t) for t in zip(*parts)))
 
-    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
     model_b = copy.deepcopy(model).to(memory_format=fmt) if args.channels_last else model
     x_b = x_all[:n].contiguous(memory_format=fmt)
+    sizes = [attacks.auto_batch_size(dev, args.n_steps_ig, model_b, x_b) if b == "auto" else int(b)
+             for b in args.batch_sizes]
 
     def batched(bs):
         def call():
@@ -208,7 +219,16 @@ def main(argv=None):
     for bs in sorted(set(sizes)) if args.cudnn_benchmark else []:                         # autotune every shape
         batched(bs)()
     attacks.ifia(model, x_all[:1], y_all[:1], seed=seeds[:1], batch_size=1, **kw)
+    if dev.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
     batched(sizes[-1])()
+    if dev.startswith("cuda"):   # what attacks.ACTIVATION_FACTOR stands for
+        per_path = (torch.cuda.max_memory_allocated() - base) / (min(sizes[-1], n) * args.n_steps_ig)
+        act = attacks._activation_bytes(model, x_all[:1])
+        print(f"peak memory of one batched call: {per_path / 2**20:.2f} MiB per path image at {sizes[-1]} per pass, "
+              f"{per_path / act:.2f}x the leaf-module activations ({act / 2**20:.2f} MiB); auto batch size "
+              f"{attacks.auto_batch_size(dev, args.n_steps_ig, model, x_all[:n])} for {n} images")
     if args.profile:
         profile_call(batched(sizes[-1]), dev)
     times = {name: [] for name, _, _ in modes}      # wall-clock seconds
@@ -237,6 +257,7 @@ def main(argv=None):
         rows.append((name, count, t, med, c, count / t, (count / min(basis[name])) / ref_rate, verdict))
     opts = ", ".join([o for o, on in (("cudnn.benchmark", args.cudnn_benchmark), ("bf16 autocast", args.amp),
                                        ("channels_last", args.channels_last),
+                                       ("loop channels_last", args.loop_channels_last),
                                        ("nn.Softplus, native convs", args.softplus == "nn"),
                                        ("fused softplus, native convs", args.softplus == "fused"),
                                        ("captum's per-row gradient roots", args.captum_grads == "captum"),

@@ -213,6 +213,60 @@ def test_ifia_official_setting_contract(tiny):
     assert torch.equal(res0.x_adv, x) and (res0.intersection == 1).all() and not res0.success.any()
 
 
+def test_auto_batch_size_sizes_from_activations_and_memory(tiny):
+    model, x, _ = tiny
+    assert attacks.auto_batch_size("cpu", 100, model, x) == 1
+    assert attacks.auto_batch_size("cuda", 100) == 64          # no model: the fixed GPU default
+    # leaf-module outputs of small-cnn on one 16x16 image: Normalize 3*256, conv1 / relu1 32*256, pool1 32*64,
+    # conv2 / relu2 64*64, pool2 64*16, conv3 / relu3 128*16, avgpool / flatten 128, fc 10 floats
+    floats = 3 * 256 + 2 * 32 * 256 + 32 * 64 + 2 * 64 * 64 + 64 * 16 + 2 * 128 * 16 + 2 * 128 + 10
+    assert attacks._activation_bytes(model, x[:1]) == 4 * floats
+    assert all(h == {} for h in (m._forward_hooks for m in model.modules()))       # hooks removed
+    per = 1000.0
+    free = int(100 * per / attacks.MEMORY_FRACTION) + 1                           # room for 100 images
+    assert attacks._fit_batch(free, per) == 100
+    assert attacks._fit_batch(free, per, n_images=300) == 100
+    assert attacks._fit_batch(free, per, n_images=250) == 84                       # 84 + 84 + 82, not 100 + 100 + 50
+    assert attacks._fit_batch(free, per, n_images=60) == 60
+    assert attacks._fit_batch(10**12, per) == attacks.MAX_AUTO_BATCH
+    assert attacks._fit_batch(10**12, per, n_images=300) == 150                    # 2 x 150, not 256 + 44
+    assert attacks._fit_batch(0, per) == 1
+
+
+def test_auto_batch_halves_a_pass_that_runs_out_of_memory(tiny, monkeypatch):
+    """An automatic pass size that still runs out of memory is halved and retried; results do not change; an explicit
+    batch_size is not second-guessed."""
+    model, x, y = tiny
+    kw = dict(k=20, eps=EPS, step_size=1 / 255, steps=2, n_steps_ig=8)
+    ref = attacks.ifia(model, x, y, batch_size=1, **kw)
+    chunk, sizes = attacks._ifia_chunk, []
+
+    def limited(model, x, *a, **k):
+        sizes.append(x.shape[0])
+        if x.shape[0] > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return chunk(model, x, *a, **k)
+    monkeypatch.setattr(attacks, "_ifia_chunk", limited)
+    monkeypatch.setattr(attacks, "auto_batch_size", lambda *a, **k: 5)
+    res = attacks.ifia(model, x, y, **kw)
+    assert sizes == [5, 2, 2, 1]          # 5 fails, then passes of 2 images (the last one holds what is left)
+    for name in attacks.IFIAResult._fields:
+        assert torch.equal(getattr(res, name), getattr(ref, name)), name
+    with pytest.raises(torch.OutOfMemoryError):
+        attacks.ifia(model, x, y, batch_size=4, **kw)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_auto_batch_size_cuda_fits_free_memory(tiny):
+    model, x, _ = tiny
+    model, x = model.cuda(), x.cuda()
+    b = attacks.auto_batch_size(x.device, 100, model, x)
+    free, _ = torch.cuda.mem_get_info()
+    assert 1 <= b <= len(x)
+    per = attacks.ACTIVATION_FACTOR * 100 * attacks._activation_bytes(model, x[:1])
+    assert b == attacks._fit_batch(free, per, len(x)) or abs(b - attacks._fit_batch(free, per, len(x))) <= 1
+
+
 def test_ifia_bad_inputs(tiny):
     model, x, y = tiny
     kw = dict(eps=EPS, step_size=1 / 255, steps=1)
