@@ -186,9 +186,9 @@ def auto_batch_size(device: Union[str, torch.device], n_steps_ig: int = 100, mod
     forward pass (forward hooks on the leaf modules, one image) per path image, at most :data:`MAX_AUTO_BATCH`, evened
     out over the passes ``len(x)`` needs. Small models get large passes (small-cnn on 32x32: 256 on an H200, and by
     the same rule ~190 on an 80 GB H100), large ones small passes instead of running out of memory (H200: resnet18 on
-    32x32 16, resnet18-imagenet on 224x224 4); the attacks
-    also halve an automatic size and retry a pass that still runs out of memory. Without ``model`` (or ``x``):
-    ``6400 // n_steps_ig`` (64 at 100 points). Results never depend on the batch size.
+    32x32 16, resnet18-imagenet on 224x224 4); the attacks also halve an automatic size and retry a pass that still
+    runs out of memory. Without ``model`` (or ``x``): ``6400 // n_steps_ig`` (64 at 100 points). Results never
+    depend on the batch size.
 
     Args:
         device: where the attack runs.
@@ -221,13 +221,12 @@ def _map_chunks(fn: Callable[[slice], tuple], n: int, size: Optional[int], shrin
         stop = min(n, start + size)
         try:
             parts.append(fn(slice(start, stop)))
-        except torch.OutOfMemoryError:
-            if not shrink or size == 1:
-                raise
-            size = max(1, (stop - start) // 2)
-        else:
             start = stop
             continue
+        except torch.OutOfMemoryError:
+            if not shrink or stop - start == 1:
+                raise
+            size = (stop - start) // 2
         if torch.cuda.is_available():  # the failed pass's tensors are released once the except block is left
             torch.cuda.empty_cache()
     return parts
@@ -516,10 +515,9 @@ def ifia(model: nn.Module, x: torch.Tensor, y: torch.Tensor, k: int, eps: float,
         batch_size (int, optional): images attacked together in one pass; results do not depend on it. Memory
             grows with ``batch_size * n_steps_ig`` path images held for double backprop (measured on an H200:
             small-cnn on 32x32 1.25 MiB each, i.e. ~31 GiB at 256 x 100; resnet18-imagenet on 224x224 78 MiB).
-            Default None =
-            :func:`auto_batch_size`: 1 on a CPU (passes of many images spill the caches and run slower there,
-            ``benchmarks/results/attacks.md``); on a GPU as many images as fit in the free memory (from the
-            model's activation sizes, at most 256), halved and retried if a pass still runs out of memory.
+            Default None = :func:`auto_batch_size`: 1 on a CPU (passes of many images spill the caches and run
+            slower there, ``benchmarks/results/attacks.md``); on a GPU as many images as fit in the free memory
+            (from the model's activation sizes, at most 256), halved and retried if a pass still runs out of memory.
         progress (bool): tqdm bar over the steps. Default False.
 
     Returns:
@@ -549,7 +547,7 @@ def ifia(model: nn.Module, x: torch.Tensor, y: torch.Tensor, k: int, eps: float,
     random_start = official if random_start is None else bool(random_start)
     seeds = _per_sample_seeds(seed, x.shape[0])
     auto = batch_size is None
-    batch_size = None if auto else _check_batch_size(batch_size)
+    batch_size = _check_batch_size(batch_size)
 
     with _model_mode(model, True):
         if auto:
@@ -714,7 +712,7 @@ def targeted_attribution_attack(model: nn.Module, x: torch.Tensor, target_map: t
         _check_number("beta", beta, positive=True)
     seeds = _per_sample_seeds(seed, B)
     auto = batch_size is None
-    batch_size = None if auto else _check_batch_size(batch_size)
+    batch_size = _check_batch_size(batch_size)
     x = x.detach()
     ht_all = _unit_map(target_map.detach().to(device=x.device, dtype=x.dtype))
 

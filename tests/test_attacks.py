@@ -264,7 +264,7 @@ def test_auto_batch_size_cuda_fits_free_memory(tiny):
     free, _ = torch.cuda.mem_get_info()
     assert 1 <= b <= len(x)
     per = attacks.ACTIVATION_FACTOR * 100 * attacks._activation_bytes(model, x[:1])
-    assert b == attacks._fit_batch(free, per, len(x)) or abs(b - attacks._fit_batch(free, per, len(x))) <= 1
+    assert abs(b - attacks._fit_batch(free, per, len(x))) <= 1     # free memory may move between the two calls
 
 
 def test_ifia_bad_inputs(tiny):
