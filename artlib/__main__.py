@@ -7,6 +7,7 @@ Examples::
     python -m artlib data fetch-samples        # the 20 exact CIFAR-10/ImageNet/MNIST test images of the foolbox wheel
     python -m artlib models convert ckpt.pt --out ckpt_plain.pt --trust-pickle
     python -m artlib train --dataset cifar10 --method art      # also: torchrun --nproc_per_node=N -m artlib.train ...
+    python -m artlib zoo list                  # the reference zoo of learned models (also: zoo train, zoo verify)
     python -m artlib reproduce --profile smoke
 """
 from __future__ import annotations
@@ -105,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     # `train` forwards everything after it to artlib.train.main (see main()); listed here for --help.
     sub.add_parser("train", help="train a model (all options: python -m artlib train --help)", add_help=False)
+    sub.add_parser("zoo", help="the reference zoo: list, train, verify (python -m artlib zoo --help)", add_help=False)
 
     p = sub.add_parser("reproduce", help="execute the notebooks of the manifest with papermill")
     p.add_argument("--profile", choices=("smoke", "paper"), default="smoke")
@@ -120,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["zoo"]:
+        from artlib import zoo
+        try:
+            return zoo.main(argv[1:])
+        except (ValueError, FileNotFoundError, RuntimeError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     if argv[:1] == ["train"]:
         from artlib import train
 

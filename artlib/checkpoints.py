@@ -143,7 +143,8 @@ def atomic_write(target: str | os.PathLike, write: Callable[[Any], None]) -> Pat
     return target
 
 
-def save(path: str | os.PathLike, obj: Any, config: dict | None = None, metrics: dict | None = None) -> Path:
+def save(path: str | os.PathLike, obj: Any, config: dict | None = None, metrics: dict | None = None,
+         provenance: dict | None = None) -> Path:
     """Write ``obj`` with ``torch.save`` atomically, then its JSON sidecar ``<path>.json`` (also atomically).
 
     The sidecar holds ``{"format", "file", "sha256", "size", "torch", "created", "config", "metrics"}``; ``created``
@@ -156,6 +157,7 @@ def save(path: str | os.PathLike, obj: Any, config: dict | None = None, metrics:
             weights_only=True)`` can read back; other objects save but :func:`load` refuses them).
         config: the run's configuration (JSON-serialisable dict), or None.
         metrics: the run's metrics (JSON-serialisable dict), or None.
+        provenance: how the file was made (commit, command, threads, ...; JSON-serialisable), or None (omitted).
 
     Returns:
         Path: ``path``.
@@ -170,7 +172,7 @@ def save(path: str | os.PathLike, obj: Any, config: dict | None = None, metrics:
     if metrics is not None and not isinstance(metrics, dict):
         raise TypeError(f"metrics must be a dict or None, got {type(metrics).__name__}")
     # Validate the JSON parts before touching the disk.
-    json.dumps({"config": config, "metrics": metrics}, default=_json_default)
+    json.dumps({"config": config, "metrics": metrics, "provenance": provenance}, default=_json_default)
 
     atomic_write(path, lambda f: torch.save(obj, f))
     meta = {
@@ -183,6 +185,8 @@ def save(path: str | os.PathLike, obj: Any, config: dict | None = None, metrics:
         "config": config,
         "metrics": metrics,
     }
+    if provenance is not None:
+        meta["provenance"] = provenance
     text = json.dumps(meta, indent=2, sort_keys=False, default=_json_default) + "\n"
     atomic_write(sidecar_path(path), lambda f: f.write(text.encode("utf-8")))
     return path

@@ -77,8 +77,8 @@ __all__ = ["METHODS", "PROFILES", "AUGMENTS", "TrainConfig", "TrainResult", "Non
 
 ROOT = Path(__file__).resolve().parent.parent
 METHODS = ("natural", "pgd", "pgd_cutout", "art", "art_variant", "art_pgd", "ig_norm", "ig_sum_norm")
-PROFILES = ("smoke", "paper", "official")
-AUGMENTS = ("none", "flip", "crop_flip", "crop_flip_jitter")
+PROFILES = ("smoke", "reference", "paper", "official")
+AUGMENTS = ("none", "flip", "crop", "crop_flip", "crop_flip_jitter")
 #: ``TrainConfig.setting``: ART as the paper writes it, or as the authors' released code trains (method ``art``).
 SETTINGS = ("paper", "official")
 _ART_METHODS = ("art", "art_variant", "art_pgd")
@@ -490,6 +490,51 @@ def _smoke_settings(dataset: str, method: str) -> dict:
     return out
 
 
+#: The ``reference`` profile (the models of :mod:`artlib.zoo`): epochs per method family. Natural training is cheap;
+#: PGD-5 costs ~6x and ART's double backprop ~13x a natural step on a CPU (benchmarks/results/zoo.md).
+REFERENCE_EPOCHS = {"natural": 30, "pgd": 15, "art": 12, "ig": 8}
+
+
+def reference_settings(dataset: str, method: str) -> dict:
+    """The ``reference`` profile: the learned CPU models of the reference zoo (:mod:`artlib.zoo`).
+
+    ``small-cnn`` on the whole train split of the data root (the shared 10,000 CIFAR-10 / 2,580 GTSRB images here,
+    the full datasets on a user's machine), batch 128, SGD lr 0.1 (momentum 0.9, weight decay 5e-4) divided by 10 at
+    50 % and 75 % of the epochs, random crop + flip (crop only for GTSRB: a flipped sign is another sign). The
+    inner maximisations keep the papers' budgets: PGD-5 at step eps/4 (l-inf eps 8/255 unless overridden), ART
+    A.3's a = 3 steps of 1.5/255 at eps 8/255, beta 50, lambda 0.5; RAR with 10 IG points. CUB-200 and Flowers-17
+    run at 64 px (CUB: eps 2/255 as ART B.1).
+
+    Example:
+        >>> reference_settings("cifar10", "pgd")["steps"], reference_settings("cifar10", "art")["epochs"]
+        (5, 12)
+    """
+    from artlib import data
+    if dataset not in data.DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choices: {', '.join(map(repr, data.DATASETS))}")
+    family = ("art" if method in _ART_METHODS else "pgd" if method in _PGD_METHODS else
+              "ig" if method in _IG_METHODS else "natural")
+    epochs = REFERENCE_EPOCHS[family]
+    out = dict(arch="small-cnn", batch_size=128, epochs=epochs, lr=0.1, momentum=0.9, nesterov=False,
+               weight_decay=5e-4, lr_milestones=[epochs // 2, (3 * epochs) // 4], lr_factors=[0.1, 0.1],
+               train_subset=None, test_subset=None, augment="crop" if dataset == "gtsrb" else "crop_flip",
+               cache=True, eval_every=epochs, eval_attr_max=200, eval_adv_steps=0, checkpoint_every=100,
+               num_workers=0, eps=8 / 255, beta=50.0, lam=0.5)
+    if family == "art":
+        out.update(step_size=1.5 / 255, steps=3)
+    elif family == "pgd":
+        out.update(step_size=2 / 255, steps=5, cutout=16 if data.DATASETS[dataset].image_size <= 64 else 64)
+    elif family == "ig":
+        out.update(step_size=2 / 255, steps=3, ig_steps=10, ig_attack_steps=3, lam=1.0)
+    if dataset in ("cub200", "flowers17"):  # CUB: batch-level flip (a dataset-level crop would be cached once)
+        out.update(image_size=64, batch_size=32, augment="flip" if dataset == "cub200" else "crop_flip")
+    if dataset == "cub200":
+        out.update(eps=2 / 255, reduce_channels="mean" if family == "art" else None)
+        if family == "pgd":
+            out.update(steps=7, step_size=0.5 / 255)
+    return out
+
+
 def config(profile: str = "smoke", dataset: str = "cifar10", method: str = "art", arch: Optional[str] = None,
            **overrides) -> TrainConfig:
     """A validated :class:`TrainConfig`: the ``profile``'s values for ``dataset`` / ``method``, then ``overrides``
@@ -525,7 +570,7 @@ def config(profile: str = "smoke", dataset: str = "cifar10", method: str = "art"
     if profile == "official" and (method != "art" or dataset not in _OFFICIAL):
         raise ValueError(f"profile 'official' (the ART authors' released recipe) exists for method 'art' on "
                          f"{', '.join(map(repr, _OFFICIAL))}; got method {method!r}, dataset {dataset!r}")
-    base = paper_settings(dataset, method) if profile != "smoke" else _smoke_settings(dataset, method)
+    base = {"smoke": _smoke_settings, "reference": reference_settings}.get(profile, paper_settings)(dataset, method)
     if profile == "official" or (overrides.get("setting") == "official" and method == "art"):
         base.update(_official_algorithm(dataset))
         if profile == "official":
@@ -592,7 +637,7 @@ def _color_jitter_rotate(x: torch.Tensor, gen: torch.Generator, strength: float 
 
 def _augment(x: torch.Tensor, mode: str, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
     """Random horizontal flip (``flip``), plus a random crop of the zero-padded image (``crop_flip``, as
-    torchvision's ``RandomCrop(size, padding=4)``), drawn per image from ``gen``; ``crop_flip_jitter`` adds the
+    torchvision's ``RandomCrop(size, padding=4)``; ``crop``: the crop alone, for traffic signs), drawn per image from ``gen``; ``crop_flip_jitter`` adds the
     released ART code's ``ColorJitter(0.25, 0.25, 0.25)`` and ``RandomRotation(2)``."""
     if mode == "none":
         return x
@@ -600,7 +645,7 @@ def _augment(x: torch.Tensor, mode: str, gen: torch.Generator, pad: int = 4) -> 
         return _color_jitter_rotate(_augment(x, "crop_flip", gen, pad), gen).contiguous()
     B, C, H, W = x.shape
     flip = torch.rand(B, generator=gen) < 0.5
-    if mode == "crop_flip":
+    if mode in ("crop", "crop_flip"):
         dy = torch.randint(0, 2 * pad + 1, (B,), generator=gen)
         dx = torch.randint(0, 2 * pad + 1, (B,), generator=gen)
         xp = F.pad(x, (pad, pad, pad, pad))
@@ -608,6 +653,8 @@ def _augment(x: torch.Tensor, mode: str, gen: torch.Generator, pad: int = 4) -> 
         cols = (dx[:, None] + torch.arange(W)[None]).to(x.device)  # [B, W]
         b = torch.arange(B, device=x.device)[:, None, None]
         x = xp.permute(0, 2, 3, 1)[b, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    if mode == "crop":
+        return x.contiguous()
     return torch.where(flip.to(x.device).view(B, 1, 1, 1), x.flip(3), x).contiguous()
 
 
