@@ -17,7 +17,6 @@ The maths lives where it already is: Gini / attributions / attacks in :mod:`artl
 name                               what
 =================================  ===================================================================================
 :data:`STUDY`                      the compared models: label -> (training method, overrides)
-:data:`SMOKE_TRAIN`                the overrides every smoke model of the study is trained with (one data subset)
 :func:`model_spec`,                ``(method, overrides)`` of one model and seed; the models (trained / cached)
 :func:`get_models`
 :func:`measure`                    one model's row: Gini (global, regional), inductive occlusion and noise error,
@@ -51,7 +50,7 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
-__all__ = ["STUDY", "SMOKE_TRAIN", "PAPER_ARCH", "METRICS", "IMAGE_SETS", "model_spec", "get_models", "measure",
+__all__ = ["STUDY", "PAPER_ARCH", "METRICS", "IMAGE_SETS", "model_spec", "get_models", "measure",
            "measure_study", "summarize", "paired_difference", "paper_reference", "tradeoff_plot"]
 
 #: The compared models, ``label -> (artlib.train method, overrides)``: standard training; l-inf PGD adversarial
@@ -68,19 +67,6 @@ STUDY: dict[str, tuple[str, dict]] = {
     "art-2": ("art", {"lam": 2.0}),
     "cutout-pgd-8": ("pgd_cutout", {"eps": 8 / 255}),
 }
-
-#: The overrides every smoke model of the study is trained with, on top of :func:`artlib.train.config`'s smoke profile
-#: (small-cnn, batch 32, lr 0.05, PGD-5 at step eps/4, ART a = 3 at step 1.5/255): the same 1,500 class-stratified
-#: real CIFAR-10 training images for every model and seed, 2 epochs (94 optimiser steps). Chosen from the measured
-#: step costs on 2 idle cores (small-cnn, batch 32: natural 0.017 s, PGD-5 ~0.065 s, ART a = 3 ~0.29 s, i.e. ART
-#: ~17x natural and ~4.5x PGD; ``benchmarks/results/train.md`` and :data:`artlib.inequality.SMOKE_MODELS`): about
-#: 80 s per seed for the six models (ART ~75 % of it), ~4 min for the notebook's 3 smoke seeds. The
-#: Inequality notebooks' models (:data:`artlib.inequality.SMOKE_MODELS`, 3,000 images x 5 epochs = 465 steps) are
-#: not reused: ART at that length would take ~2.3 min per model (~14 min for 2 lambdas x 3 seeds), and ``epochs`` is
-#: not part of the checkpoint key (a 5-epoch run would be returned for a shorter request), so the study uses its own
-#: subset size. Evaluation during training only after the last epoch (no effect on the trajectory or the key).
-SMOKE_TRAIN: dict = dict(train_subset=1500, epochs=2, batch_size=32, eval_every=1000, eval_attr_max=0,
-                         eval_adv_steps=5)
 
 #: Paper profile architecture: the Inequality paper's CIFAR-10 ResNet-18 (Sec. 4.1; ART itself uses WRN-28-10 on
 #: CIFAR-10, Sec. 4 / A.3), one architecture for every row so that the comparison is about the training method.
@@ -100,7 +86,7 @@ def model_spec(label: str, profile: str = "smoke", seed: int = 0, arch: Optional
 
     Args:
         label (str): a key of :data:`STUDY`.
-        profile (str): ``"smoke"`` adds :data:`SMOKE_TRAIN`; ``"paper"`` keeps :func:`artlib.train.config`'s paper
+        profile (str): ``"smoke"`` / ``"reference"``: the reference zoo's model; ``"paper"`` keeps :func:`artlib.train.config`'s paper
             profile (ART A.3 schedules, PGD-10 at step eps/4) and sets ``arch`` to :data:`PAPER_ARCH`.
         seed (int): training seed (initialisation, batch order, random starts). Default 0.
         arch (str, optional): architecture override. Default None (smoke: small-cnn; paper: :data:`PAPER_ARCH`).
@@ -111,16 +97,16 @@ def model_spec(label: str, profile: str = "smoke", seed: int = 0, arch: Optional
     Example::
 
         >>> model_spec("art-2", seed=1)
-        ('art', {'train_subset': 1500, 'epochs': 2, ..., 'lam': 2.0, 'seed': 1})
+        ('art', {'lam': 2.0, 'seed': 1})
     """
     if label not in STUDY:
         raise ValueError(f"unknown study model {label!r}; choices: {list(STUDY)}")
-    if profile not in ("smoke", "paper"):
-        raise ValueError(f"unknown profile {profile!r}; choices: ['smoke', 'paper']")
+    if profile not in ("smoke", "reference", "paper"):
+        raise ValueError(f"unknown profile {profile!r}; choices: ['smoke', 'reference', 'paper']")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     method, own = STUDY[label]
-    overrides = {**(SMOKE_TRAIN if profile == "smoke" else {}), **own, "seed": int(seed)}
+    overrides = {**own, "seed": int(seed)}  # smoke / reference: the zoo's model (artlib.reproduce.get_model)
     arch = arch if arch is not None else (PAPER_ARCH if profile == "paper" else None)
     if arch is not None:
         overrides["arch"] = arch

@@ -77,7 +77,7 @@ def checkpoint_hash(run_dir: str | os.PathLike) -> Optional[str]:
     from artlib import checkpoints
 
     for name in ("model.pt", "last.pt"):
-        path = Path(run_dir) / name
+        path = Path(run_dir) if Path(run_dir).is_file() else Path(run_dir) / name  # a zoo checkpoint is a file
         if path.is_file():
             try:
                 meta = checkpoints.read_meta(path)

@@ -10,8 +10,7 @@ maths lives in the modules whose concern it is: the Gini indices in :mod:`artlib
 function                           what (paper)
 =================================  ===================================================================================
 :data:`MODELS`,                    the compared models (standard, l-inf AT at eps 1, 2, 4, 8 /255, l2 AT, Cutout +
-:data:`SMOKE_MODELS`,              l-inf AT) and the one override set every smoke notebook trains them with
-:func:`model_spec`
+:func:`model_spec`                 l-inf AT): the reference zoo's models on smoke / reference, the paper's on paper
 :func:`get_models`                 those models: trained / cached through :func:`artlib.reproduce.get_model`
                                    (CIFAR-10), or the robust-models-transfer ImageNet checkpoints from local files
 :func:`eval_images`,               the test images, and the paper's "images correctly classified by all the models"
@@ -61,7 +60,7 @@ import torch.nn as nn
 
 from artlib.attribution import _eval_mode  # one eval-mode helper for the package
 
-__all__ = ["MODELS", "SMOKE_MODELS", "IMAGENET_ARCHS", "IMAGENET_NOISE_PIXELS", "CHECKPOINTS_ENV", "REGION",
+__all__ = ["MODELS", "IMAGENET_ARCHS", "IMAGENET_NOISE_PIXELS", "CHECKPOINTS_ENV", "REGION",
            "OCCLUSION_BUDGETS", "NOISE_THRESHOLD", "ATTRIBUTION_METHODS", "AUTOATTACK_ATTACKS", "model_spec",
            "paper_eps", "imagenet_checkpoint_name", "get_models", "eval_images", "predict", "correct_by_all",
            "accuracy_table", "attribution_settings", "attribute", "gini_table", "mass_share", "scaled_pixels",
@@ -80,15 +79,6 @@ MODELS: dict[str, tuple[str, dict]] = {
     "l2-0.5": ("pgd", {"norm": "l2", "eps": 0.5}),
     "cutout-linf-8": ("pgd_cutout", {"eps": 8 / 255}),
 }
-
-#: The overrides every smoke notebook passes to :func:`artlib.reproduce.get_model` for the models above (the SAME
-#: values everywhere, through :func:`model_spec`, so each model is trained once and shared through the checkpoint
-#: cache): small-cnn on 3,000 real CIFAR-10 training images (class-stratified), 5 epochs of batch 32 (smoke PGD-5,
-#: step eps/4, otherwise the smoke profile of :func:`artlib.train.config`). Measured on 2 idle CPU cores: ~30 s per
-#: adversarially trained model; clean test accuracy about 0.37 (standard). Evaluation during training only after
-#: the last epoch (those fields do not change the trajectory or the cache key).
-SMOKE_MODELS: dict = dict(train_subset=3000, epochs=5, batch_size=32, eval_every=1000, eval_attr_max=0,
-                          eval_adv_steps=5)
 
 #: Inequality Sec. 4.1: the robust-models-transfer (Salman et al. 2020) ImageNet architectures, file prefix -> artlib
 #: arch (:data:`artlib.models.ARCHS`).
@@ -169,8 +159,8 @@ def model_spec(label: str, profile: str = "smoke", arch: Optional[str] = None) -
     Args:
         label (str): a key of :data:`MODELS` (``"standard"``, ``"linf-1"`` ... ``"linf-8"``, ``"l2-0.5"``,
             ``"cutout-linf-8"``).
-        profile (str): ``"smoke"`` adds :data:`SMOKE_MODELS`; ``"paper"`` keeps the paper profile of
-            :func:`artlib.train.config`. Default ``"smoke"``.
+        profile (str): ``"smoke"`` / ``"reference"``: the reference zoo's model of ``label`` (``"paper"``: the
+            paper profile of :func:`artlib.train.config`). Default ``"smoke"``.
         arch (str, optional): architecture override (e.g. ``"resnet18"``, ``"densenet121-cifar"`` for the paper's
             CIFAR-10 models). Default None (the profile's: small-cnn / wrn-28-10).
 
@@ -180,14 +170,14 @@ def model_spec(label: str, profile: str = "smoke", arch: Optional[str] = None) -
     Example::
 
         >>> model_spec("linf-4")
-        ('pgd', {'train_subset': 3000, ..., 'eps': 0.01568...})
+        ('pgd', {'eps': 0.01568...})
     """
     if label not in MODELS:
         raise ValueError(f"unknown model {label!r}; choices: {list(MODELS)}")
-    if profile not in ("smoke", "paper"):
-        raise ValueError(f"unknown profile {profile!r}; choices: ['smoke', 'paper']")
+    if profile not in ("smoke", "reference", "paper"):
+        raise ValueError(f"unknown profile {profile!r}; choices: ['smoke', 'reference', 'paper']")
     method, own = MODELS[label]
-    overrides = {**(SMOKE_MODELS if profile == "smoke" else {}), **own}
+    overrides = dict(own)  # smoke / reference: the zoo's model (artlib.reproduce.get_model); paper: the paper's
     if arch is not None:
         overrides["arch"] = arch
     return method, overrides

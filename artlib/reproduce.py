@@ -40,13 +40,12 @@ from typing import Iterable, Optional, Sequence
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 PACKAGE = Path(__file__).resolve().parent
-PROFILES = ("smoke", "paper")
 #: Execution order of the manifest's stages; within a stage, manifest order.
 STAGES = ("data", "train", "evaluate", "explore", "summary")
 STATE_SUFFIX = ".state.json"
 #: Per-cell time limit (seconds) by profile when ``run(cell_timeout=None)``: a hung kernel on the smoke profile is
 #: reported as a failure instead of blocking the run; paper-profile cells (training) may take days.
-CELL_TIMEOUT = {"smoke": 1800, "paper": None}
+CELL_TIMEOUT = {"smoke": 1800, "reference": 3600, "paper": None}
 
 
 @dataclass(frozen=True)
@@ -135,33 +134,69 @@ MANIFEST: tuple[Entry, ...] = (
 )
 
 
+#: Notebook profiles: ``smoke`` (CI: the zoo's models on few images), ``reference`` (the zoo's models with the papers'
+#: attack settings scaled only in image counts, ~45 min on 2 CPU cores), ``paper`` (the papers' models, GPU).
+PROFILES = ("smoke", "reference", "paper")
+#: The training profile (:func:`artlib.train.config`) whose models each notebook profile evaluates.
+MODEL_PROFILE = {"smoke": "reference", "reference": "reference", "paper": "paper", "official": "official"}
+
+
 def get_model(profile: str = "smoke", dataset: str = "cifar10", method: str = "natural", *, progress: bool = False,
               **overrides):
-    """The model a notebook needs, from the checkpoint cache, else trained now with :func:`artlib.train.train`.
+    """The model a notebook needs: from the reference zoo, else from the checkpoint cache, else trained now.
+
+    ``smoke`` and ``reference`` evaluate the zoo's learned models (:mod:`artlib.zoo`): the request is the
+    ``reference`` training config ``train.config("reference", dataset, method, **overrides)``, and when the zoo holds
+    a model of that config (same trajectory fields and epochs) its committed weights are loaded (sha256-checked,
+    ``weights_only``), nothing is trained. A config the zoo does not hold is trained through the checkpoint cache:
+    with the ``reference`` config on the ``reference`` profile, with the ``smoke`` training profile (seconds on a
+    CPU, below chance for most methods: a pipeline check, not a result) on the ``smoke`` profile.
 
     The cache is the run folder of the training config (``runs/<name>_<config hash>/``): two notebooks asking for the
     same ``(profile, dataset, method, overrides)`` share one checkpoint, a finished run is loaded instead of
-    retrained, and an interrupted one resumes. Notebooks never copy training code; they call this. Training holds
-    the run folder's file lock (:func:`artlib.cache.run_lock`): a second process asking for the same model waits,
-    then loads the finished checkpoint.
+    retrained, and an interrupted one resumes. Training holds the run folder's file lock
+    (:func:`artlib.cache.run_lock`): a second process asking for the same model waits, then loads it.
 
     Args:
-        profile: ``"smoke"`` or ``"paper"`` (the training settings of :func:`artlib.train.config`).
+        profile: ``"smoke"``, ``"reference"``, ``"paper"`` (or the training profile ``"official"``).
         dataset, method: as in :func:`artlib.train.config` (e.g. ``"cifar10"``, ``"art"``).
         progress: show tqdm bars while training.
-        **overrides: any :class:`artlib.train.TrainConfig` field (``arch``, ``eps``, ``lam``, ``epochs`` ...).
+        **overrides: any :class:`artlib.train.TrainConfig` field (``arch``, ``eps``, ``lam``, ``seed`` ...).
 
     Returns:
-        ``(model, result)``: the model in eval mode and the :class:`artlib.train.TrainResult` (log, run_dir, config).
+        ``(model, result)``: the model in eval mode and a :class:`artlib.train.TrainResult` (log, config; for a zoo
+        model ``run_dir`` is the zoo folder and ``checkpoint`` its file).
 
     Example:
-        >>> model, result = get_model("smoke", "cifar10", "pgd", eps=4/255)
+        >>> model, result = get_model("reference", "cifar10", "pgd", eps=4/255)    # zoo entry cifar10-pgd-linf4-s0
     """
-    from artlib import train
+    from artlib import cache, train, zoo
 
-    cfg = train.config(profile, dataset, method, progress=progress, **overrides)
+    if profile not in MODEL_PROFILE:
+        raise ValueError(f"unknown profile {profile!r}; choices: {', '.join(map(repr, PROFILES))}")
+    train_profile = MODEL_PROFILE[profile]
+    cfg = train.config(train_profile, dataset, method, progress=progress, **overrides)
+    name = zoo.match(cfg) if train_profile == "reference" else None
+    if name is not None:
+        e = zoo.entry(name)
+        model = zoo.load(name)
+        cache.record_use(e["path"])
+        path = Path(e["path"])
+        log = (e.get("provenance") or {}).get("log") or []
+        return model, train.TrainResult(model=model, config=e["config"], log=log, steps=[], run_dir=path.parent,
+                                        checkpoint=path, model_path=path, resumed_from=None, completed=True)
+    if profile == "smoke":
+        cfg = train.config("smoke", dataset, method, progress=progress, **overrides)
     result = train.train(cfg)
     return result.model.eval(), result
+
+
+def zoo_name(profile: str, dataset: str, method: str, **overrides) -> Optional[str]:
+    """The zoo entry :func:`get_model` loads for this request, or None when it would train (or on ``paper``)."""
+    from artlib import train, zoo
+    if MODEL_PROFILE.get(profile) != "reference":
+        return None
+    return zoo.match(train.config("reference", dataset, method, **overrides))
 
 
 def missing_data(entry: Entry) -> list[str]:

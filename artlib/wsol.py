@@ -71,7 +71,7 @@ __all__ = ["SETTINGS", "MAP_METHODS", "DEFAULT_THRESHOLDS", "PAPER_TABLE2", "PAP
            "mask_from_heatmap", "mask_from_box", "mask_iou", "top1_seg", "evaluate_localization",
            "Flowers17Trimaps", "load_flowers17_trimaps", "TRIMAP_FOREGROUND", "plot_localization", "plot_masks",
            "SEG_METHODS", "segmentation_map", "BoxMasks", "box_masks", "evaluate_segmentation",
-           "CUB_SMOKE_OVERRIDES", "CUB_PGD7", "cub_model", "cub_test_set"]
+           "cub_model", "cub_test_set"]
 
 SETTINGS = ("paper", "official")
 MAP_METHODS = ("grad", "cam", "gradcam")
@@ -914,15 +914,6 @@ def evaluate_segmentation(model: nn.Module, dataset, method: str = "ig", thresho
     return out
 
 
-# ------------------------------------------------------------------------------------------------- CUB models
-#: Smoke training of the CUB-200 models of Table 2 / Fig. 7 (on top of ``artlib.train``'s ``cub200`` smoke profile:
-#: small-cnn, eps 2/255, L_attr on channel means for ART, ART B.1): every training / test image of the smoke data
-#: (150 each: 50 classes x 3), inputs 64x64 (the 73x73 resize cropped to 64, boxes following) so that a CPU trains
-#: ART in about a minute, 4 epochs of batch 16, test metrics once at the end.
-CUB_SMOKE_OVERRIDES = dict(image_size=64, train_subset=150, test_subset=150, batch_size=16, epochs=4, eval_every=4)
-#: PGD-7 of ART B.1 (eps 2/255 from the profile, 7 steps of 0.5/255); the paper profile sets it already.
-CUB_PGD7 = dict(steps=7, step_size=0.5 / 255)
-
 
 def cub_model(profile: str = "smoke", method: str = "natural", arch: Optional[str] = None,
               pretrained: Optional[str] = None, progress: bool = False, **overrides):
@@ -931,14 +922,14 @@ def cub_model(profile: str = "smoke", method: str = "natural", arch: Optional[st
     * ``profile="paper"``: ART B.1 (``train.config("paper", "cub200", method)``): ``arch`` ``"resnet50"``
       (default) or ``"vgg-gap"`` fine-tuned from the ImageNet weights in the local file ``pretrained``
       (torchvision format); PGD-7 eps 2/255 step 0.5/255; ART eps 2/255, a = 3, step 1.5/255, channel means.
-    * ``profile="smoke"``: the cub200 smoke profile plus :data:`CUB_SMOKE_OVERRIDES` (and :data:`CUB_PGD7` for
-      ``pgd``); ``arch`` defaults to the profile's small-cnn: one small backbone stands in for both Table 2
-      architectures.
+    * ``profile="smoke"`` / ``"reference"``: the reference zoo's CUB model (``train.reference_settings``: small-cnn
+      at 64 px, eps 2/255, PGD-7 step 0.5/255, ART with channel means); one small backbone stands in for both
+      Table 2 architectures.
 
     The notebooks 13 (Table 2) and 14 (Fig. 7) both call this, so they share one checkpoint per model.
 
     Args:
-        profile (str): ``"smoke"`` or ``"paper"``. method (str): ``"natural"``, ``"pgd"`` or ``"art"`` (any
+        profile (str): ``"smoke"``, ``"reference"`` or ``"paper"``. method (str): ``"natural"``, ``"pgd"`` or ``"art"`` (any
             :data:`artlib.train.METHODS`). arch (str, optional): overrides the profile's architecture.
         pretrained (str, optional): local ImageNet weights file (paper profile). progress (bool): tqdm while training.
         **overrides: further :class:`artlib.train.TrainConfig` fields.
@@ -954,12 +945,9 @@ def cub_model(profile: str = "smoke", method: str = "natural", arch: Optional[st
         (64, 2.0)
     """
     from artlib import reproduce
-    if profile not in ("smoke", "paper"):
-        raise ValueError(f"unknown profile {profile!r}; choices: ['smoke', 'paper']")
-    base = dict(CUB_SMOKE_OVERRIDES) if profile == "smoke" else {}
-    if profile == "smoke" and method == "pgd":
-        base.update(CUB_PGD7)
-    base.update(arch=arch, pretrained=pretrained)
+    if profile not in ("smoke", "reference", "paper"):
+        raise ValueError(f"unknown profile {profile!r}; choices: ['smoke', 'reference', 'paper']")
+    base = dict(arch=arch, pretrained=pretrained)  # smoke / reference: the zoo's (train.reference_settings: 64 px)
     base.update(overrides)
     return reproduce.get_model(profile, "cub200", method, progress=progress, **base)
 

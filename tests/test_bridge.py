@@ -58,7 +58,7 @@ def images(n: int = 8, seed: int = 0):
 def test_model_spec_smoke_paper_and_errors():
     method, kw = bridge.model_spec("art-2", seed=2)
     assert method == "art" and kw["lam"] == 2.0 and kw["seed"] == 2
-    assert {k: kw[k] for k in bridge.SMOKE_TRAIN} == bridge.SMOKE_TRAIN and "arch" not in kw
+    assert kw == {"lam": 2.0, "seed": 2}                             # smoke / reference: the zoo's model
     method, kw = bridge.model_spec("cutout-pgd-8", "paper")
     assert method == "pgd_cutout" and kw["arch"] == bridge.PAPER_ARCH and "train_subset" not in kw
     assert math.isclose(kw["eps"], 8 / 255)
@@ -68,21 +68,21 @@ def test_model_spec_smoke_paper_and_errors():
             bridge.model_spec(**bad)
 
 
-def test_every_study_model_has_its_own_checkpoint_and_none_is_an_inequality_smoke_model():
-    """18 distinct cache keys (6 models x 3 seeds), and none shared with the Inequality notebooks' 5-epoch models:
-    ``epochs`` is not part of the key, so a shared key would hand a 5-epoch model to a 2-epoch request."""
+def test_every_study_model_has_its_own_config_and_the_shared_ones_are_the_inequality_models():
+    """18 distinct reference configs (6 models x 3 seeds); natural / pgd-8 / cutout-pgd-8 at seed 0 are the very
+    configs of the Inequality notebooks' standard / linf-8 / cutout-linf-8 (one zoo entry each)."""
     from artlib import train
-    keys = set()
+    keys = {}
     for label in bridge.STUDY:
         for seed in (0, 1, 2):
             method, kw = bridge.model_spec(label, seed=seed)
-            cfg = train.config("smoke", "cifar10", method, **kw)
-            assert cfg.seed == seed and cfg.train_subset == bridge.SMOKE_TRAIN["train_subset"]
-            keys.add(cfg.fingerprint())
-    assert len(keys) == 18
-    for label in ineq.MODELS:
-        method, kw = ineq.model_spec(label)
-        assert train.config("smoke", "cifar10", method, **kw).fingerprint() not in keys
+            cfg = train.config("reference", "cifar10", method, **kw)
+            assert cfg.seed == seed and cfg.train_subset is None and cfg.profile == "reference"
+            keys[(label, seed)] = cfg.fingerprint()
+    assert len(set(keys.values())) == 18
+    for ineq_label, study_label in (("standard", "natural"), ("linf-8", "pgd-8"), ("cutout-linf-8", "cutout-pgd-8")):
+        method, kw = ineq.model_spec(ineq_label)
+        assert train.config("reference", "cifar10", method, **kw).fingerprint() == keys[(study_label, 0)]
 
 
 # ------------------------------------------------------------------------------------------------------- measure

@@ -45,8 +45,8 @@ def linear_model(seed=0, C=3, H=8, W=8, k=3):
 def test_model_spec_smoke_paper_and_errors():
     method, ov = ineq.model_spec("linf-4", "smoke")
     assert method == "pgd" and ov["eps"] == pytest.approx(4 / 255)
-    assert all(ov[k] == v for k, v in ineq.SMOKE_MODELS.items())
-    assert ineq.model_spec("standard", "smoke") == ("natural", ineq.SMOKE_MODELS)
+    assert ov == {"eps": pytest.approx(4 / 255)}                     # smoke / reference: the zoo's model
+    assert ineq.model_spec("standard", "smoke") == ("natural", {}) == ineq.model_spec("standard", "reference")
     method, ov = ineq.model_spec("linf-4", "paper", arch="resnet18")
     assert ov == {"eps": pytest.approx(4 / 255), "arch": "resnet18"}
     assert ineq.model_spec("standard", "paper") == ("natural", {})
@@ -61,8 +61,8 @@ def test_model_spec_smoke_paper_and_errors():
 def test_model_spec_configs_validate():
     from artlib import train
     for label in ineq.MODELS:
-        method, ov = ineq.model_spec(label, "smoke")
-        cfg = train.config("smoke", "cifar10", method, **ov)
+        method, ov = ineq.model_spec(label, "reference")
+        cfg = train.config("reference", "cifar10", method, **ov)
         assert cfg.method == method
         if "eps" in ov:
             assert cfg.eps == pytest.approx(ov["eps"]) and cfg.step_size == pytest.approx(ov["eps"] / 4)
