@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-PROFILE ?= smoke
+PROFILE ?= reference
 JOBS   ?= 1
 
 # Developers and CI have the real subsets at ../shared/data; a fresh clone falls back to ./data (and fetched samples).
@@ -12,7 +12,11 @@ export ARTLIB_DATA ?= $(abspath ../shared/data)
 endif
 export MPLBACKEND ?= Agg
 
-.PHONY: install reproduce test unit notebooks clean
+ISA_NOTEBOOKS ?= notebooks/03_art_table1_robustness.ipynb notebooks/20_ineq_table1_gini.ipynb \
+                 notebooks/27_ineq_class_gini.ipynb
+ISA_NOTEBOOKS_DEFAULT ?= notebooks/20_ineq_table1_gini.ipynb
+
+.PHONY: install reproduce test test-isa unit notebooks clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,10 +32,18 @@ reproduce: install
 	$(PY) -m artlib data ensure-smoke
 	$(PY) -m artlib reproduce --profile $(PROFILE) --jobs $(JOBS)
 
-# Whole test suite: unit tests, then every notebook re-executed and its checked outputs compared by nbval.
+# Whole test suite: unit tests, then every notebook re-executed (smoke profile: the zoo's models on few images) and
+# its checked cell compared by nbval; the smoke figures go to runs/test-figures, not over the committed figures/.
 test: install
 	$(PY) -m pytest tests -q
-	$(PY) -m pytest --nbval-lax --nbval-current-env notebooks -q -p no:cacheprovider
+	ARTLIB_FIGURES=$(abspath runs/test-figures) $(PY) -m pytest --nbval-lax --nbval-current-env notebooks -q -p no:cacheprovider
+
+# The checked outputs must not depend on the CPU's instruction set: a few notebooks again under forced AVX2 kernels.
+test-isa: install
+	ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 ARTLIB_FIGURES=$(abspath runs/test-figures-avx2) \
+	  $(PY) -m pytest --nbval-lax --nbval-current-env -q -p no:cacheprovider $(ISA_NOTEBOOKS)
+	ATEN_CPU_CAPABILITY=default ARTLIB_FIGURES=$(abspath runs/test-figures-default) \
+	  $(PY) -m pytest --nbval-lax --nbval-current-env -q -p no:cacheprovider $(ISA_NOTEBOOKS_DEFAULT)
 
 clean:
 	rm -rf runs .pytest_cache

@@ -492,7 +492,7 @@ def _smoke_settings(dataset: str, method: str) -> dict:
 
 #: The ``reference`` profile (the models of :mod:`artlib.zoo`): epochs per method family. Natural training is cheap;
 #: PGD-5 costs ~6x and ART's double backprop ~13x a natural step on a CPU (benchmarks/results/zoo.md).
-REFERENCE_EPOCHS = {"natural": 30, "pgd": 15, "art": 12, "ig": 8}
+REFERENCE_EPOCHS = {"natural": 30, "pgd": 10, "art": 10, "ig": 8}
 
 
 def reference_settings(dataset: str, method: str) -> dict:
@@ -507,7 +507,7 @@ def reference_settings(dataset: str, method: str) -> dict:
 
     Example:
         >>> reference_settings("cifar10", "pgd")["steps"], reference_settings("cifar10", "art")["epochs"]
-        (5, 12)
+        (5, 10)
     """
     from artlib import data
     if dataset not in data.DATASETS:
