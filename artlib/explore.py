@@ -61,19 +61,27 @@ def _choice(name: str, value, choices) -> None:
 # ----------------------------------------------------------------------------------------------------------------------
 # models and images
 # ----------------------------------------------------------------------------------------------------------------------
-def cached_runs(runs_dir: str | os.PathLike | None = None, dataset: Optional[str] = None) -> dict:
-    """The finished runs of the checkpoint cache, ``{run folder name: path}``, sorted by name.
+def cached_runs(runs_dir: str | os.PathLike | None = None, dataset: Optional[str] = None,
+                zoo_entries: bool = True) -> dict:
+    """The models to explore, ``{name: path}``: the trained reference-zoo entries (``zoo:<name>`` -> checkpoint
+    file, :mod:`artlib.zoo`) first, then the finished runs of the checkpoint cache (run folder name -> folder),
+    sorted by name.
 
     Args:
         runs_dir: the cache (default ``$ARTLIB_RUNS``, else ``<repo>/runs``).
-        dataset: keep only runs trained on this dataset (read from each run's ``config.yaml``).
+        dataset: keep only models trained on this dataset (the zoo's sidecar / each run's ``config.yaml``).
+        zoo_entries: include the zoo. Default True.
     """
     import yaml
 
-    from artlib import train
+    from artlib import train, zoo
 
-    root = Path(runs_dir or os.environ.get("ARTLIB_RUNS") or train.ROOT / "runs")
     out = {}
+    if zoo_entries:
+        for e in zoo.entries():
+            if dataset is None or e["dataset"] == dataset:
+                out[f"zoo:{e['name']}"] = Path(e["path"])
+    root = Path(runs_dir or os.environ.get("ARTLIB_RUNS") or train.ROOT / "runs")
     for run in sorted(root.glob("*/model.pt")):
         cfg_path = run.parent / "config.yaml"
         if not cfg_path.is_file():
@@ -82,6 +90,14 @@ def cached_runs(runs_dir: str | os.PathLike | None = None, dataset: Optional[str
             continue
         out[run.parent.name] = run.parent
     return out
+
+
+def run_key(result) -> str:
+    """The :func:`cached_runs` key of a :func:`artlib.reproduce.get_model` result: ``zoo:<name>`` for a zoo model,
+    else the run folder's name."""
+    from artlib import zoo
+    path = Path(result.checkpoint)
+    return f"zoo:{path.stem}" if path.parent.resolve() == zoo.zoo_dir().resolve() else Path(result.run_dir).name
 
 
 @functools.lru_cache(maxsize=16)
@@ -93,11 +109,20 @@ def _load(path: str, stamp: float):
 
 
 def load_run(run_dir: str | os.PathLike):
-    """``(model, TrainConfig)`` of a cached run, in eval mode; loaded once per checkpoint file (kept in memory)."""
+    """``(model, TrainConfig)`` of a zoo checkpoint or a cached run, in eval mode; loaded once per checkpoint file
+    (kept in memory)."""
     run_dir = Path(run_dir)
+    if run_dir.is_file():  # a zoo entry
+        return _load_zoo(run_dir.name[:-len(".pt")], run_dir.stat().st_mtime)
     if not (run_dir / "model.pt").is_file():
         raise ValueError(f"{run_dir} is not a finished run (no model.pt); choices: {list(cached_runs(run_dir.parent))}")
     return _load(str(run_dir.resolve()), (run_dir / "model.pt").stat().st_mtime)
+
+
+@functools.lru_cache(maxsize=16)
+def _load_zoo(name: str, stamp: float):
+    from artlib import zoo
+    return zoo.load(name), zoo.entry(name)["config"]
 
 
 @functools.lru_cache(maxsize=8)

@@ -39,7 +39,7 @@ from typing import Iterable, Optional, Sequence
 
 import pandas as pd
 
-__all__ = ["ABS_TOL", "REL_TOL", "COLUMNS", "SMOKE_NOTE", "unit_of", "tolerance", "paper_pairs", "collect_table",
+__all__ = ["ABS_TOL", "REL_TOL", "COLUMNS", "SMOKE_NOTE", "REFERENCE_NOTE", "PROFILE_NOTES", "unit_of", "tolerance", "paper_pairs", "collect_table",
            "collect", "summarize", "SETTING_COLUMNS", "compare_settings", "settings_text", "scatter", "save",
            "rule_text"]
 
@@ -51,9 +51,17 @@ REL_TOL = 0.10
 COLUMNS = ["table", "row", "metric", "reproduced column", "setting", "unit", "paper", "reproduced", "difference",
            "tolerance", "within tolerance"]
 #: What the scorecard says on the smoke profile.
-SMOKE_NOTE = ("SMOKE PROFILE: these reproduced numbers are NOT paper-scale. They come from small CNNs trained for "
-              "seconds on a few hundred real images and evaluated on a few dozen, with shortened attacks; only "
-              "`--profile paper` (the papers' models, data and settings, on a GPU) is expected to meet the tolerance.")
+SMOKE_NOTE = ("SMOKE PROFILE (the CI pipeline check): these reproduced numbers are NOT results. They come from the "
+              "reference zoo's small CNNs evaluated on a few dozen images with shortened attacks (and, for configs the "
+              "zoo lacks, models trained for seconds); `--profile reference` gives the zoo's numbers on hundreds of "
+              "images, `--profile paper` (the papers' models, data and settings, on a GPU) the paper-scale ones.")
+REFERENCE_NOTE = ("REFERENCE PROFILE: reproduced numbers from the reference zoo's learned small CNNs (artlib.zoo: "
+                  "trained by artlib on the shared real subsets, benchmarks/results/zoo.md), evaluated with the papers' "
+                  "attack settings on hundreds of images. Not the papers' architectures or full datasets: a number "
+                  "within tolerance is a coincidence of scale unless the pairing is like for like.")
+#: The banner of each notebook profile's scorecard.
+PROFILE_NOTES = {"smoke": SMOKE_NOTE, "reference": REFERENCE_NOTE,
+                 "paper": "PAPER PROFILE: reproduced numbers from the papers' models, data and settings."}
 # Tables written by the scorecard itself (never read back as input).
 _OWN = ("scorecard", "scorecard_summary", "scorecard_settings")
 _PREFIX = re.compile(r"^paper[ _](.+)$", re.IGNORECASE)

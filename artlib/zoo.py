@@ -103,21 +103,22 @@ def _specs() -> tuple[Spec, ...]:
 
     seeds = (0, 1, 2)
     # CIFAR-10: the Natural / PGD / ART trio and the Inequality l-inf ladder, 3 seeds each (seeds 1, 2 after every
-    # seed-0 model); then l2, Cutout, the released ART recipe, ART lambda = 2 (bridge study), RAR, Table 5, Figs 8-9.
+    # seed-0 model); the cheap natural models of the other datasets early; then GTSRB / CUB / Flowers PGD and ART, l2,
+    # Cutout, the released ART recipe, ART lambda = 2 (bridge study), RAR, Table 5, Figs 8-9.
     add("cifar10-natural", "cifar10", "natural", 0, seeds)
     add("cifar10-pgd-linf8", "cifar10", "pgd", 1, seeds, eps=8 / 255)
     add("cifar10-art", "cifar10", "art", 2, seeds)
-    add("gtsrb-natural", "gtsrb", "natural", 3)
-    add("gtsrb-pgd-linf8", "gtsrb", "pgd", 4, eps=8 / 255)
-    add("gtsrb-art", "gtsrb", "art", 5)
-    for e in (1, 2, 4):
-        add(f"cifar10-pgd-linf{e}", "cifar10", "pgd", 6 + e / 10, seeds, eps=e / 255)
+    add("gtsrb-natural", "gtsrb", "natural", 0.1)
+    add("cub200-natural", "cub200", "natural", 0.2)
+    add("flowers17-natural", "flowers17", "natural", 0.3)
+    for e in (4, 2, 1):
+        add(f"cifar10-pgd-linf{e}", "cifar10", "pgd", 3 + 1 / e, seeds, eps=e / 255)
+    add("gtsrb-pgd-linf8", "gtsrb", "pgd", 5, eps=8 / 255)
+    add("gtsrb-art", "gtsrb", "art", 5.1)
+    add("cub200-art", "cub200", "art", 5.2)
+    add("flowers17-art", "flowers17", "art", 5.3)
     add("cifar10-pgd-l2-0.5", "cifar10", "pgd", 7, norm="l2", eps=0.5)
     add("cifar10-cutout-linf8", "cifar10", "pgd_cutout", 8, eps=8 / 255)
-    add("cub200-natural", "cub200", "natural", 9)
-    add("cub200-art", "cub200", "art", 9.1)
-    add("flowers17-natural", "flowers17", "natural", 9.2)
-    add("flowers17-art", "flowers17", "art", 9.3)
     add("cifar10-art-official", "cifar10", "art", 10, setting="official")
     add("cifar10-art-lam2", "cifar10", "art", 11, lam=2.0)
     add("gtsrb-ig_norm", "gtsrb", "ig_norm", 12)

@@ -3,6 +3,8 @@ listing / loading on a fake checkpoint cache."""
 import matplotlib
 
 matplotlib.use("Agg")
+from pathlib import Path  # noqa: E402
+
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
@@ -80,8 +82,8 @@ def test_cached_runs_and_load_run(setup, tmp_path):
     other = tmp_path / "gtsrb_run"
     checkpoints.save(other / "model.pt", {"model": model.state_dict()}, config=cfg.to_dict())
     cfg.replace(dataset="gtsrb").save(other / "config.yaml")
-    assert list(explore.cached_runs(tmp_path)) == [run.name, "gtsrb_run"]
-    assert list(explore.cached_runs(tmp_path, dataset="cifar10")) == [run.name]
+    assert list(explore.cached_runs(tmp_path, zoo_entries=False)) == [run.name, "gtsrb_run"]
+    assert list(explore.cached_runs(tmp_path, dataset="cifar10", zoo_entries=False)) == [run.name]
     loaded, loaded_cfg = explore.load_run(run)
     assert loaded_cfg.dataset == "cifar10" and not loaded.training
     with torch.no_grad():
@@ -99,3 +101,17 @@ def test_controls_match_the_callbacks():
     assert set(explore.noise_controls(8)) == {"index", "threshold", "kind"}
     with pytest.raises(ValueError, match="no cached run"):
         explore.attribution_controls([], 8)
+
+
+def test_zoo_entries_are_explorable():
+    from artlib import reproduce, zoo
+    if not zoo.entries():
+        pytest.skip("no trained zoo entry")
+    e = zoo.entries()[0]
+    runs = explore.cached_runs()
+    assert runs[f"zoo:{e['name']}"] == Path(e["path"])
+    model, cfg = explore.load_run(runs[f"zoo:{e['name']}"])
+    assert not model.training and cfg.fingerprint() == e["config"].fingerprint()
+    s = zoo.spec(e["name"])
+    _, result = reproduce.get_model("smoke", s.dataset, s.method, seed=s.seed, **s.overrides)
+    assert explore.run_key(result) == f"zoo:{e['name']}"

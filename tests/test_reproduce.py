@@ -325,4 +325,4 @@ def test_cli_passes_force_jobs_only_and_out(monkeypatch, tmp_path):
     assert seen == {"profile": "paper", "only": "03_", "out": str(tmp_path), "jobs": 2, "force": True,
                     "cell_timeout": None}
     cli.main(["reproduce", "--cell-timeout", "60"])
-    assert seen["force"] is False and seen["profile"] == "smoke" and seen["jobs"] == 1 and seen["cell_timeout"] == 60
+    assert seen["force"] is False and seen["profile"] == "reference" and seen["jobs"] == 1 and seen["cell_timeout"] == 60
