@@ -408,6 +408,8 @@ def main(argv=None) -> int:
         for name in names:
             spec(name)
         for name in names:
+            if args.all and not args.force and _path(name).is_file():
+                continue  # trained meanwhile by another process (the checkpoint cache's lock serialises them)
             e = train_entry(name, threads=args.threads)
             print(f"{name}: clean {100 * e['test_accuracy']:.2f} %, PGD-20 {100 * e['pgd20_accuracy']:.2f} %, "
                   f"{e['provenance']['train_seconds']:.0f} s", flush=True)
