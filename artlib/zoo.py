@@ -42,7 +42,7 @@ from torch import nn
 
 from artlib import checkpoints
 
-__all__ = ["ZOO_DIR", "Spec", "SPECS", "specs", "spec", "entries", "entry", "load", "match", "train_entry",
+__all__ = ["ZOO_DIR", "FLOORS", "NOTES", "floors", "Spec", "SPECS", "specs", "spec", "entries", "entry", "load", "match", "train_entry",
            "verify", "report", "MAX_FILE_BYTES", "MAX_TOTAL_BYTES", "PGD_EVAL", "ZooError"]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,6 +55,46 @@ MAX_TOTAL_BYTES = 25 << 20
 #: 8/255; CUB-200: 2/255 as ART B.1), random start, seed 0, on the first ``n`` test images (class-stratified).
 PGD_EVAL = {"default": dict(eps=8 / 255, step_size=2 / 255, steps=20, n=2000),
             "cub200": dict(eps=2 / 255, step_size=0.5 / 255, steps=20, n=2000)}
+
+
+#: The accuracy floors of the reference zoo (fractions; the issue that introduced the zoo): entry -> (metric, floor).
+#: "natural" as a floor means "above the PGD-20 accuracy of cifar10-natural-s0".
+FLOORS = (("cifar10-natural-s0", "test_accuracy", 0.60), ("cifar10-pgd-linf8-s0", "test_accuracy", 0.40),
+          ("cifar10-pgd-linf8-s0", "pgd20_accuracy", 0.20), ("cifar10-art-s0", "test_accuracy", 0.40),
+          ("cifar10-art-s0", "pgd20_accuracy", "natural"), ("cifar10-pgd-linf1-s0", "test_accuracy", 0.40),
+          ("cifar10-pgd-linf2-s0", "test_accuracy", 0.40), ("cifar10-pgd-linf4-s0", "test_accuracy", 0.40),
+          ("gtsrb-natural-s0", "test_accuracy", 0.80), ("cub200-natural-s0", "test_accuracy", 3 / 50),
+          ("cub200-art-s0", "test_accuracy", 3 / 50), ("flowers17-natural-s0", "test_accuracy", 3 / 17),
+          ("flowers17-art-s0", "test_accuracy", 3 / 17))
+
+
+#: Measured facts about entries that are not (or not yet) what the floors ask, written into zoo.md by :func:`report`.
+NOTES = (
+    "gtsrb: the shared GTSRB train split holds 60 images per class from 2 tracks (near-duplicate frames of 2 physical "
+    "signs), so test signs are unseen instances: a 1-nearest-neighbour classifier on raw pixels reaches 11.8 % on "
+    "its 1,290 test images (measured), the natural small-cnn fits the train split (100 % train accuracy) and reaches "
+    "the test accuracy above; the 80 % floor needs the full GTSRB train set (39,209 images).",
+    "cub200-art-s0 was trained (50 epochs at 64 px from random initialisation, 454 s) and stayed at chance: 2.00 % "
+    "on the 150 shared test images (22.7 % train accuracy); it is not shipped. ART B.1 fine-tunes ImageNet "
+    "weights, which this CPU zoo does not use.",
+    "Epochs were cut to fit the CPU budget (PGD and ART 10 epochs of the 10,000-image split): where "
+    "cifar10-pgd-linf8-s0 and cifar10-art-s0 miss the 40 % clean floor (table above), a longer schedule is the "
+    "next step.",
+)
+
+
+def floors() -> list[dict]:
+    """Each :data:`FLOORS` row with the measured value (None: not trained) and whether it is met."""
+    got = {e["name"]: e for e in entries()}
+    out = []
+    for name, metric, floor in FLOORS:
+        if floor == "natural":
+            nat = got.get("cifar10-natural-s0")
+            floor = None if nat is None else nat["pgd20_accuracy"]
+        value = got[name][metric] if name in got else None
+        out.append({"entry": name, "metric": metric, "floor": floor, "value": value,
+                    "met": None if value is None or floor is None else bool(value >= floor)})
+    return out
 
 
 class ZooError(ValueError):
@@ -369,6 +409,16 @@ def report(path: Optional[Path] = None) -> Path:
              "", trained.drop(columns=["trained"]).to_markdown(index=False), "",
              f"Total: {len(trained)} models, {trained['size (KB)'].sum():,.0f} KB, "
              f"{trained['train (s)'].sum() / 3600:.2f} h of training.", ""]
+    fl = floors()
+    lines += ["## Accuracy floors", "", "| entry | metric | floor (%) | measured (%) | met |", "|---|---|---|---|---|"]
+    for r in fl:
+        f = "-" if r["floor"] is None else f"{100 * r['floor']:.2f}"
+        v = "not trained" if r["value"] is None else f"{100 * r['value']:.2f}"
+        lines.append(f"| {r['entry']} | {r['metric']} | {f} | {v} | {'-' if r['met'] is None else r['met']} |")
+    lines += ["", f"{sum(r['met'] is True for r in fl)} of {len(fl)} floors met, "
+              f"{sum(r['met'] is False for r in fl)} missed, {sum(r['met'] is None for r in fl)} not trained yet.", ""]
+    if NOTES:
+        lines += ["## Notes", ""] + [f"- {n}" for n in NOTES] + [""]
     missing = t[~t.trained]
     if len(missing):
         lines += [f"Not trained yet ({len(missing)}): " + ", ".join(missing.name) + ".", ""]
