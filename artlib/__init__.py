@@ -8,8 +8,8 @@ Submodules are imported on use (``from artlib import data, models``) so that ``i
 import importlib
 
 __version__ = "0.1.0"
-__all__ = ["attacks", "attribution", "checkpoints", "data", "losses", "metrics", "models", "plots", "reproduce",
-           "train", "wsol"]
+__all__ = ["attacks", "attribution", "checkpoints", "data", "losses", "metrics", "models", "params", "plots",
+           "reproduce", "train", "wsol"]
 
 
 def __getattr__(name):

@@ -74,6 +74,19 @@ def _cmd_reproduce(args) -> int:
                          cell_timeout=args.cell_timeout)
 
 
+def _int_at_least(lo: int):
+    """argparse type: an int >= ``lo`` (argparse then prints one line and exits with status 2)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an int >= {lo}, got {text!r}") from None
+        if value < lo:
+            raise argparse.ArgumentTypeError(f"must be an int >= {lo}, got {value}")
+        return value
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m artlib", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -114,9 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "on 2 CPU cores); smoke: the CI pipeline check (zoo models, few images); paper: GPU")
     p.add_argument("--only", default=None, help="run only notebooks whose name contains this pattern")
     p.add_argument("--out", default=None, help="folder for executed notebooks (default runs/<profile>)")
-    p.add_argument("--jobs", type=int, default=1, help="notebooks to run at once")
+    p.add_argument("--jobs", type=_int_at_least(1), default=1, help="notebooks to run at once (int >= 1)")
     p.add_argument("--force", action="store_true", help="re-execute notebooks that are up to date")
-    p.add_argument("--cell-timeout", type=int, default=None,
+    p.add_argument("--cell-timeout", type=_int_at_least(0), default=None,
                    help="seconds a cell may run before its notebook fails (default: 1800 smoke, none paper; 0: none)")
     p.set_defaults(func=_cmd_reproduce)
     return parser

@@ -111,6 +111,20 @@ def _check_number(name: str, v, *, positive: bool = False, allow_zero: bool = Tr
     return float(v)
 
 
+def _check_eps(eps, norm: str = "linf", x: Optional[torch.Tensor] = None) -> float:
+    """The radius ``eps`` of a perturbation set in ``[0, 1]`` pixel space: ``>= 0``, and at most 1 for l-inf (a
+    larger radius covers the whole image cube: ``eps=8`` was meant as 8/255) or the cube's diameter
+    ``sqrt(C * H * W)`` for l2."""
+    eps = _check_number("eps", eps)
+    if norm == "linf" and eps > 1:
+        raise ValueError(f"eps must be in [0, 1] for an l-inf ball in [0, 1] pixel space, got {eps!r} (for 8/255 "
+                         f"pass eps=8/255, not 8)")
+    if norm == "l2" and x is not None and x.dim() == 4 and eps > math.sqrt(x[0].numel()):
+        raise ValueError(f"eps must be in [0, {math.sqrt(x[0].numel()):.4g}] for an l2 ball in [0, 1] pixel space "
+                         f"(the diameter of a {tuple(x.shape[1:])} image), got {eps!r}")
+    return eps
+
+
 def _check_int(name: str, v, lo: int = 0, hi: Optional[int] = None) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
         rng = f"in [{lo}, {hi}]" if hi is not None else f">= {lo}"
@@ -355,10 +369,10 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, step_siz
     """
     _check_images(x)
     y = _check_labels(y, x)
-    eps = _check_number("eps", eps)
+    _check_choice("norm", norm, ("linf", "l2"))
+    eps = _check_eps(eps, norm, x)
     step_size = _check_number("step_size", step_size)
     steps = _check_int("steps", steps)
-    _check_choice("norm", norm, ("linf", "l2"))
     loss_fn = loss_fn or (lambda logits, t: F.cross_entropy(logits, t, reduction="sum"))
     x = x.detach()
     shape = (-1,) + (1,) * (x.dim() - 1)
@@ -534,7 +548,7 @@ def ifia(model: nn.Module, x: torch.Tensor, y: torch.Tensor, k: int, eps: float,
     H, W = x.shape[-2:]
     k = _check_int("k", k, lo=1, hi=H * W)
     eval_k = k if eval_k is None else _check_int("eval_k", eval_k, lo=1, hi=H * W)
-    eps = _check_number("eps", eps)
+    eps = _check_eps(eps)
     step_size = _check_number("step_size", step_size)
     steps = _check_int("steps", steps)
     n_steps_ig = _check_int("n_steps_ig", n_steps_ig, lo=2)
@@ -702,7 +716,7 @@ def targeted_attribution_attack(model: nn.Module, x: torch.Tensor, target_map: t
             target_map.shape[0] != B or tuple(target_map.shape[-2:]) != (H, W):
         shape = tuple(target_map.shape) if isinstance(target_map, torch.Tensor) else type(target_map).__name__
         raise ValueError(f"target_map must be [B, H, W] = {(B, H, W)} (or [B, C, H, W]), got {shape}")
-    eps = _check_number("eps", eps)
+    eps = _check_eps(eps)
     step_size = _check_number("step_size", step_size)
     steps = _check_int("steps", steps)
     n_steps_ig = _check_int("n_steps_ig", n_steps_ig, lo=2)
@@ -810,7 +824,7 @@ def spsa(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: 
     """
     _check_images(x)
     y = _check_labels(y, x)
-    eps = _check_number("eps", eps)
+    eps = _check_eps(eps)
     steps = _check_int("steps", steps)
     lr = _check_number("lr", lr, positive=True)
     delta = _check_number("delta", delta, positive=True)

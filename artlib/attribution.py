@@ -93,12 +93,68 @@ def _softplus_context(model: nn.Module, beta: Optional[float], differentiable: b
     return losses.smooth_model(model, beta, convs=False)
 
 
-def _check_x(x: torch.Tensor) -> None:
+def _check_x(x: torch.Tensor, model: Optional[nn.Module] = None) -> None:
+    """``x`` must be a non-empty float ``[B, C, H, W]`` batch of images in ``[0, 1]`` with the model's channels
+    (as :func:`artlib.attacks.pgd` requires); one ``ValueError`` naming the shape or the value range otherwise."""
     if not isinstance(x, torch.Tensor) or x.dim() != 4:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"x must be a float tensor [B, C, H, W], got {shape}")
     if not x.is_floating_point():
         raise ValueError(f"x must be a floating-point tensor, got dtype {x.dtype}")
+    if x.numel() == 0:
+        raise ValueError(f"x is empty (shape {tuple(x.shape)})")
+    d = x.detach()
+    if not bool(torch.isfinite(d).all()):
+        raise ValueError(f"x must hold finite images in [0, 1], got NaN or inf (shape {tuple(x.shape)})")
+    lo, hi = float(d.min()), float(d.max())
+    if not (0.0 <= lo and hi <= 1.0):
+        hint = "; it looks like 0-255 pixel values: divide by 255" if lo >= 0 and hi > 1.5 else ""
+        raise ValueError(f"x must hold images in [0, 1] (normalisation is inside the model), got values in "
+                         f"[{lo:.4g}, {hi:.4g}]{hint}")
+    channels = _model_channels(model) if model is not None else None
+    if channels is not None and x.shape[1] != channels:
+        hint = (f"; it looks channels-last [B, H, W, C]: pass x.permute(0, 3, 1, 2)" if x.shape[-1] == channels
+                else "")
+        raise ValueError(f"x has {x.shape[1]} channels (shape {tuple(x.shape)}, read as [B, C, H, W]) but the model "
+                         f"takes {channels}{hint}")
+
+
+def _model_channels(model: nn.Module) -> Optional[int]:
+    """Input channels of ``model``: its :class:`artlib.models.Normalize` layer's, else its first ``nn.Conv2d``'s
+    (None when it has neither)."""
+    from artlib import models
+    for m in model.modules():
+        if isinstance(m, models.Normalize):
+            return int(m.mean.shape[0])
+        if isinstance(m, nn.Conv2d):
+            return int(m.in_channels)
+    return None
+
+
+def _num_classes(model: nn.Module) -> Optional[int]:
+    """Outputs of a model built by :func:`artlib.models.build_model` (its named classifier), else None."""
+    name = getattr(model, "fc_layer_name", None)
+    if name:
+        try:
+            fc = model.get_submodule(name)
+        except AttributeError:
+            return None
+        return getattr(fc, "out_features", None)
+    return None
+
+
+def _check_target_range(tgt: torch.Tensor, model: nn.Module, x: torch.Tensor, probe: bool = False) -> None:
+    """Class indices must lie in ``[0, num_classes)``; ``probe`` runs the model on one image to learn
+    ``num_classes`` when the model does not name its classifier (used after an indexing error)."""
+    if tgt.numel() and int(tgt.min()) < 0:
+        raise ValueError(f"target must hold class indices >= 0, got {int(tgt.min())}")
+    k = _num_classes(model)
+    if k is None and probe:
+        with torch.no_grad(), _eval_mode(model):
+            out = model(x[:1].detach())
+        k = out.shape[1] if out.dim() == 2 else None
+    if k is not None and tgt.numel() and int(tgt.max()) >= k:
+        raise ValueError(f"target {int(tgt.max())} is out of range for a model with {k} classes (0..{k - 1})")
 
 
 def _leaf(x: torch.Tensor) -> torch.Tensor:
@@ -371,9 +427,20 @@ def attribute(model: nn.Module, x: torch.Tensor, target: Target, method: str = "
         raise ValueError(f"stdevs must be a non-negative number, got {stdevs!r}")
     if internal_batch_size is not None and (not isinstance(internal_batch_size, int) or internal_batch_size < 1):
         raise ValueError(f"internal_batch_size must be a positive int, got {internal_batch_size!r}")
-    _check_x(x)
+    _check_x(x, model)
     tgt = _target_tensor(target, x)
+    _check_target_range(tgt, model, x)
+    try:
+        return _attribute(model, x, tgt, method, baselines, n_steps, internal_batch_size, differentiable, beta,
+                          n_samples, stdevs, layer, seed, ig_method)
+    except (IndexError, RuntimeError) as exc:  # a target past the outputs of a model that names no classifier
+        if "index" in str(exc).lower() or "out of bounds" in str(exc).lower():
+            _check_target_range(tgt, model, x, probe=True)
+        raise
 
+
+def _attribute(model, x, tgt, method, baselines, n_steps, internal_batch_size, differentiable, beta, n_samples,
+               stdevs, layer, seed, ig_method):
     with _softplus_context(model, beta, differentiable, method), _eval_mode(model), torch.enable_grad(), \
             _seeded(seed, x.device):
         if method == "ig":

@@ -1,11 +1,15 @@
 """Safe checkpoints: atomic writes, a JSON sidecar with a sha256, and ``torch.load(weights_only=True)`` only.
 
 A checkpoint ``run.pt`` is written as a temporary file in the same folder, flushed and fsynced, then moved into place
-with ``os.replace``; a killed or failing write never leaves a half-written ``run.pt`` (nor a stray temp file), and an
-existing ``run.pt`` stays untouched until the new one is complete. Beside it, ``run.pt.json`` (written the same way)
-records the config, the metrics, the sha256 of the checkpoint file, the torch version and the creation time.
+with ``os.replace``; a killed or failing write never leaves a half-written ``run.pt``, and an existing ``run.pt`` stays
+untouched until the new one is complete. A failing write removes its temp file; one left by a killed process
+(``.run.pt.<random>.tmp``, SIGKILL mid-write) is removed by the next :func:`save` or :func:`load` of ``run.pt``
+(a writer holds an ``flock`` on its temp file, so only files of dead writers are removed). Beside it,
+``run.pt.json`` (written the same way) records the config, the metrics, the sha256 of the checkpoint file, the torch
+version and the creation time.
 
-:func:`load` verifies the sha256 against the sidecar and reads with ``weights_only=True``, so loading never runs
+:func:`load` verifies the sha256 against the sidecar (without one, the zip format's own CRC-32 of every record, so
+flipped bytes are caught either way) and reads with ``weights_only=True``, so loading never runs
 code from the file: store tensors and plain Python containers, numbers and strings (a model's ``state_dict()``,
 an optimizer's ``state_dict()``, ``torch.get_rng_state()``), not arbitrary objects. Files pickled with other objects
 (e.g. the microsoft/robust-models-transfer checkpoints, pickled with ``dill``) are refused with
@@ -35,7 +39,7 @@ from typing import Any, Callable
 import torch
 
 __all__ = ["CheckpointError", "CheckpointNotFoundError", "UnsafeCheckpointError", "save", "load", "read_meta",
-           "sha256_file", "sidecar_path", "SIDECAR_FORMAT"]
+           "sha256_file", "sidecar_path", "SIDECAR_FORMAT", "looks_like_html", "verify_zip", "remove_stale_temps"]
 
 SIDECAR_FORMAT = "artlib-checkpoint/1"
 
@@ -116,17 +120,81 @@ def _umask() -> int:
     return mask
 
 
+def _flock(fd: int, blocking: bool) -> bool:
+    """Take an exclusive ``flock`` on ``fd``; False when ``blocking`` is False and another process holds it (True
+    where ``fcntl`` is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        return True
+    except OSError:
+        return False
+
+
+#: A temp file younger than this and still empty may belong to a writer that has not locked it yet: kept.
+_FRESH_SECONDS = 10.0
+
+
+def remove_stale_temps(target: str | os.PathLike) -> list[Path]:
+    """Remove the temp files ``.<name>.*.tmp`` that killed writers of ``target`` left beside it; return them.
+
+    A live writer (:func:`atomic_write`) holds an exclusive ``flock`` on its temp file until it is renamed, and the
+    kernel drops the lock when the process dies, so a temp file whose lock can be taken belongs to a dead writer. An
+    empty file younger than a few seconds is kept (its writer may not have locked it yet). Without ``fcntl``
+    (Windows) only temp files older than an hour are removed. Files that cannot be removed (read-only folder) are
+    left alone."""
+    import time
+    target = Path(target)
+    removed = []
+    try:
+        names = [n for n in os.listdir(target.parent) if n.startswith(f".{target.name}.") and n.endswith(".tmp")]
+    except OSError:
+        return removed
+    try:
+        import fcntl  # noqa: F401
+        have_flock = True
+    except ImportError:  # pragma: no cover - Windows
+        have_flock = False
+    for name in names:
+        path = target.parent / name
+        try:
+            st = path.stat()
+            age = time.time() - st.st_mtime
+            if not have_flock:
+                if age > 3600:
+                    path.unlink()
+                    removed.append(path)
+                continue
+            if st.st_size == 0 and age < _FRESH_SECONDS:
+                continue
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                if _flock(fd, blocking=False):
+                    path.unlink()
+                    removed.append(path)
+            finally:
+                os.close(fd)
+        except OSError:
+            continue
+    return removed
+
+
 def atomic_write(target: str | os.PathLike, write: Callable[[Any], None]) -> Path:
     """Call ``write(fileobj)`` on a binary temp file beside ``target``, fsync it, then ``os.replace`` it onto
     ``target`` (permissions as a plain ``open`` would give). Every file artlib writes (checkpoints, sidecars,
     figures, tables) goes through here.
 
-    On any exception the temp file is removed and ``target`` is left as it was.
+    On any exception the temp file is removed and ``target`` is left as it was. The temp file is ``flock``-ed while
+    it is written, so :func:`remove_stale_temps` can tell a killed writer's leftover from a write in progress.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
+        _flock(fd, blocking=True)
         os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -174,6 +242,8 @@ def save(path: str | os.PathLike, obj: Any, config: dict | None = None, metrics:
     # Validate the JSON parts before touching the disk.
     json.dumps({"config": config, "metrics": metrics, "provenance": provenance}, default=_json_default)
 
+    remove_stale_temps(path)
+    remove_stale_temps(sidecar_path(path))
     atomic_write(path, lambda f: torch.save(obj, f))
     meta = {
         "format": SIDECAR_FORMAT,
@@ -224,6 +294,44 @@ def _is_weights_only_refusal(exc: BaseException) -> bool:
             and "Unsupported operand" not in text)
 
 
+_HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<!--", b"<?xml")
+
+
+def looks_like_html(path: str | os.PathLike) -> bool:
+    """True when the file starts like an HTML (or XML) page: a login page or error page saved in place of a
+    checkpoint, archive or image by a failed download."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except OSError:
+        return False
+    head = head.lstrip(b"\xef\xbb\xbf").lstrip().lower()
+    return head.startswith(_HTML_STARTS) and (b"<html" in head or head.startswith((b"<!doctype html", b"<head",
+                                                                                   b"<body")))
+
+
+def html_message(path: str | os.PathLike, expected: str) -> str:
+    """The one line for an HTML page found where ``expected`` (a checkpoint, an archive, an image) should be."""
+    return (f"{path} is an HTML page, not {expected} (a failed or redirected download, or a login / error page "
+            f"saved under this name); download the file again")
+
+
+def verify_zip(path: str | os.PathLike) -> None:
+    """Check the CRC-32 of every record of a zip-format torch checkpoint (``torch.save``'s default format);
+    raise :class:`CheckpointError` naming the first bad record. Legacy (non-zip) files are not checked."""
+    path = Path(path)
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({type(exc).__name__}: {exc})") from exc
+    if bad is not None:
+        raise CheckpointError(f"checkpoint {path} is corrupt: record {bad} fails its CRC-32 check (bytes changed "
+                              f"after it was written; no sidecar sha256 to compare with)")
+
+
 def load(path: str | os.PathLike, map_location: Any = "cpu", verify: bool = True) -> tuple[Any, dict | None]:
     """Read a checkpoint with ``torch.load(..., weights_only=True)``, after checking its sha256 against the sidecar.
 
@@ -231,7 +339,8 @@ def load(path: str | os.PathLike, map_location: Any = "cpu", verify: bool = True
         path: the checkpoint file.
         map_location: passed to ``torch.load`` (default ``"cpu"``: loading never picks a device for you).
         verify: when True (default) and a sidecar exists, the file's sha256 must equal the sidecar's. A file without
-            a sidecar (e.g. a torchvision weights file) loads unverified, with ``meta`` None.
+            a sidecar (e.g. a torchvision weights file) has the CRC-32 of its zip records checked instead, and
+            ``meta`` None.
 
     Returns:
         tuple: ``(state, meta)``: the unpickled object and the sidecar dict (None when there is no sidecar).
@@ -249,6 +358,10 @@ def load(path: str | os.PathLike, map_location: Any = "cpu", verify: bool = True
     path = Path(path)
     if not path.is_file():
         raise CheckpointNotFoundError(f"checkpoint not found: {path}")
+    remove_stale_temps(path)
+    remove_stale_temps(sidecar_path(path))
+    if looks_like_html(path):
+        raise CheckpointError(html_message(path, "a torch checkpoint"))
     meta = read_meta(path)
     if verify and meta is not None:
         expected = meta.get("sha256")
@@ -257,6 +370,8 @@ def load(path: str | os.PathLike, map_location: Any = "cpu", verify: bool = True
             raise CheckpointError(
                 f"checkpoint {path} does not match its sidecar {sidecar_path(path)}: sha256 expected {expected}, "
                 f"actual {actual} (the file was modified, truncated or replaced after it was saved)")
+    elif verify:
+        verify_zip(path)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:

@@ -75,6 +75,11 @@ class DatasetNotFoundError(FileNotFoundError):
         self.name, self.root, self.looked_at = name, root, [p for p, _ in looked_at]
 
 
+class CorruptDataError(ValueError):
+    """A file of a dataset is empty, truncated, not in the expected format (an HTML page saved as an image, a CIFAR
+    batch of the wrong shape) or holds objects artlib refuses to unpickle; the message names the file."""
+
+
 def resolve_root(root: str | os.PathLike | None = None) -> Path:
     """Data root: ``root`` if given, else ``$ARTLIB_DATA``, else ``./data`` (absolute path, not required to exist)."""
     root = root if root is not None else os.environ.get(DATA_ENV) or "data"
@@ -125,8 +130,88 @@ class ImageDataset(Dataset):
 
 
 def _open_rgb(path) -> Image.Image:
-    with Image.open(path) as im:
-        return im.convert("RGB")
+    """The RGB image at ``path``; :class:`CorruptDataError` naming the file when it is empty, truncated, an HTML page
+    or not an image."""
+    try:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except FileNotFoundError:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        from artlib.checkpoints import html_message, looks_like_html
+        if looks_like_html(path):
+            raise CorruptDataError(html_message(path, "an image")) from None
+        try:
+            size = os.path.getsize(path)
+        except OSError:
+            size = None
+        what = "is empty (0 bytes)" if size == 0 else f"cannot be read as an image ({type(exc).__name__}: {exc})"
+        raise CorruptDataError(f"image file {path} {what}; it is truncated or not an image: replace it (download the "
+                               f"dataset again)") from None
+
+
+#: What a CIFAR python batch may unpickle besides str / bytes / int / list / dict: numpy arrays (and the pickles that
+#: Python 3 writes for bytes at protocol 2). Anything else is refused before it is called.
+_CIFAR_GLOBALS = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                  ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+                  ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+                  ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+
+class _RefusedGlobal(pickle.UnpicklingError):
+    """A pickle named a global outside :data:`_CIFAR_GLOBALS` (its ``module.name`` is the message)."""
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """``pickle.Unpickler`` that resolves only :data:`_CIFAR_GLOBALS`: a crafted batch cannot name (or call)
+    ``os.system``, ``builtins.eval`` or any other callable."""
+
+    def find_class(self, module, name):
+        if (module, name) in _CIFAR_GLOBALS:
+            return super().find_class(module, name)
+        raise _RefusedGlobal(f"{module}.{name}")
+
+
+def read_cifar_batch(path: str | os.PathLike) -> tuple[np.ndarray, list[int]]:
+    """One CIFAR-10 python batch (``data_batch_N`` / ``test_batch``) as ``(images [N, 32, 32, 3] uint8, labels)``.
+
+    Read with a restricted unpickler that admits only the batch's dict of str / bytes / ints / lists / numpy arrays
+    (torchvision's ``pickle.load`` would run whatever a crafted file names). Raises :class:`CorruptDataError` naming
+    the file when it is empty, truncated, holds other objects, or is not a batch of ``N x 3072`` uint8 rows with
+    ``N`` labels in 0..9."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            d = _CifarUnpickler(fh, encoding="bytes").load()
+    except _RefusedGlobal as exc:
+        raise CorruptDataError(f"refusing to unpickle the CIFAR-10 batch {path}: it names the global {exc}, and a "
+                               f"batch holds only a dict of str / bytes / lists / numpy arrays (a crafted or foreign "
+                               f"file; nothing in it was run)") from None
+    except pickle.UnpicklingError as exc:
+        raise CorruptDataError(f"CIFAR-10 batch {path} is truncated or corrupt ({exc})") from None
+    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError, OverflowError) as exc:
+        what = "is empty (0 bytes)" if path.stat().st_size == 0 else \
+            f"is truncated or corrupt ({type(exc).__name__}: {exc})"
+        raise CorruptDataError(f"CIFAR-10 batch {path} {what}; download the dataset again") from None
+    if not isinstance(d, dict):
+        raise CorruptDataError(f"CIFAR-10 batch {path} holds a {type(d).__name__}, not the batch dict")
+    raw, labels = d.get(b"data", d.get("data")), d.get(b"labels", d.get("labels"))
+    if raw is None or labels is None:
+        raise CorruptDataError(f"CIFAR-10 batch {path} lacks its 'data' / 'labels' entries (keys: "
+                               f"{sorted(map(str, d))[:6]})")
+    try:
+        arr = np.asarray(raw)
+        if arr.dtype != np.uint8:
+            raise ValueError(f"dtype {arr.dtype}")
+        labels = [int(y) for y in labels]
+    except (TypeError, ValueError) as exc:
+        raise CorruptDataError(f"CIFAR-10 batch {path}: 'data' must be uint8 and 'labels' ints ({exc})") from None
+    if arr.ndim != 2 or arr.shape[1] != 3072 or arr.shape[0] != len(labels):
+        raise CorruptDataError(f"CIFAR-10 batch {path}: 'data' has shape {tuple(arr.shape)} and there are "
+                               f"{len(labels)} labels; expected [N, 3072] (3 x 32 x 32) rows and N labels")
+    if labels and not 0 <= min(labels) <= max(labels) <= 9:
+        raise CorruptDataError(f"CIFAR-10 batch {path}: labels must be in 0..9, got {min(labels)}..{max(labels)}")
+    return arr.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
 
 
 def _list_images(folder: Path) -> list[str]:
@@ -187,11 +272,10 @@ class CIFAR10(ImageDataset):
                 raise self._missing([(p, "CIFAR-10 python batch") for p in missing])
             arrays, labels = [], []
             for f in files:
-                with open(batches / f, "rb") as fh:
-                    d = pickle.load(fh, encoding="bytes")  # the official batches; only ever read from the data root
-                arrays.append(np.asarray(d.get(b"data", d.get("data")), dtype=np.uint8))
-                labels += list(d.get(b"labels", d.get("labels")))
-            self.array = np.concatenate(arrays).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+                images, ys = read_cifar_batch(batches / f)  # restricted unpickler: nothing in a batch is executed
+                arrays.append(images)
+                labels += ys
+            self.array = np.concatenate(arrays)
             self.targets, self.source, self.path = [int(y) for y in labels], "cifar-10-batches-py", batches
         elif jpeg.is_dir():
             self.paths, self.targets = _class_folders(jpeg, CIFAR10_CLASSES)
@@ -836,7 +920,9 @@ def load_dataset(name: str, split: str, root: str | os.PathLike | None = None,
         ``targets`` and ``source`` attributes.
     Raises:
         ValueError: unknown name, split, option or bad subset. DatasetNotFoundError: data missing (lists the paths
-        looked at and the download command).
+        looked at and the download command). CorruptDataError (a ValueError): a file of the dataset is empty,
+        truncated, an HTML page or of the wrong format, or a CIFAR batch holds objects other than the batch's data
+        (named; nothing in it is executed); images raise it when they are decoded (``ds[i]``).
     Example::
 
         >>> ds = load_dataset("cifar10c", "test", corruption="fog", severity=3, subset=50)
@@ -875,6 +961,35 @@ def dataset_status(root: str | os.PathLike | None = None) -> list[dict]:
         row["path"] = str(row["path"])
         rows.append(row)
     return rows
+
+
+_SOURCE_CACHE: dict = {}
+
+
+def data_source(name: str, root: str | os.PathLike | None = None) -> dict:
+    """Where ``name`` is read from under the data root, without decoding anything: ``{"dataset", "root", "found",
+    "source", "path", "n_images"}`` (the row of :func:`dataset_status`, ``root`` resolved). :mod:`artlib.train`
+    records it beside every checkpoint and refuses to resume or load a run folder trained on another source.
+    Cached per process for an unchanged dataset folder (its modification time), since counting files takes a while
+    on large folders."""
+    info = _info(name)
+    root = resolve_root(root)
+    first = _SOURCE_CACHE.get((name, str(root)))
+    if first is not None:
+        path, mtime, row = first
+        try:
+            if os.stat(path).st_mtime_ns == mtime:
+                return dict(row)
+        except OSError:
+            pass
+    status = info.loader.status(root)
+    row = {"dataset": name, "root": str(root), "found": bool(status.get("found")), "source": status.get("source"),
+           "path": str(status.get("path")), "n_images": status.get("n_images")}
+    try:
+        _SOURCE_CACHE[(name, str(root))] = (row["path"], os.stat(row["path"]).st_mtime_ns, row)
+    except OSError:
+        pass
+    return dict(row)
 
 
 def compute_mean_std(dataset, batch_size: int = 256) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -939,7 +1054,12 @@ def download(name: str, root: str | os.PathLike | None = None) -> Path:
                 else:
                     download_and_extract_archive(url, str(root / "_downloads"), extract_root=str(root / into),
                                                  filename=filename, md5=md5, remove_finished=True)
-    except OSError as exc:  # urllib's URLError included: one clear line for the command line
+    except (OSError, RuntimeError) as exc:  # urllib's URLError included: one clear line for the command line
+        from artlib.checkpoints import html_message, looks_like_html
+        pages = [p for p in (root / "_downloads").glob("*") if p.is_file() and looks_like_html(p)] \
+            if (root / "_downloads").is_dir() else []
+        if pages:
+            raise RuntimeError(html_message(pages[0], f"the {name} archive")) from exc
         raise RuntimeError(f"downloading {name} into {root} failed: {exc}") from exc
     status = DATASETS[name].loader.status(root)
     if not status["found"]:
@@ -970,6 +1090,9 @@ def extract_foolbox_samples(wheel: str | os.PathLike, dest: str | os.PathLike, s
                             ) -> Path:
     """Extract ``foolbox/data/{cifar10,imagenet,mnist}_*`` from a foolbox wheel into ``dest`` (sha256 checked)."""
     wheel, dest = Path(wheel), Path(dest)
+    from artlib.checkpoints import html_message, looks_like_html
+    if looks_like_html(wheel):
+        raise RuntimeError(html_message(wheel, "the foolbox wheel (a zip archive)"))
     if sha256 is not None:
         digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
         if digest != sha256:

@@ -72,7 +72,7 @@ def gini(values: torch.Tensor, dim: int = -1) -> torch.Tensor:
         Tensor: ``values`` with ``dim`` removed (float, ``values.dtype`` if floating point).
 
     Raises:
-        ValueError: negative or NaN values, or an empty population.
+        ValueError: negative, NaN or infinite values, or an empty population.
 
     Example::
 
@@ -87,8 +87,10 @@ def gini(values: torch.Tensor, dim: int = -1) -> torch.Tensor:
         raise ValueError(f"gini needs at least one value along dim={dim}, got shape {tuple(values.shape)}")
     if values.is_complex():
         raise ValueError("gini needs real values")
-    if torch.isnan(values).any():
-        raise ValueError("gini got NaN values")
+    if not bool(torch.isfinite(values).all()):
+        bad = "NaN" if bool(torch.isnan(values).any()) else "inf"
+        raise ValueError(f"gini needs finite values, got {bad} (shape {tuple(values.shape)}); check the attribution "
+                         f"or the image it came from")
     if (values < 0).any():
         raise ValueError(f"gini is defined for non-negative values; got minimum {values.min().item():.4g} "
                          "(take .abs() or the positive part first)")

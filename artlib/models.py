@@ -36,6 +36,7 @@ import contextlib
 import os
 import pickle
 import re
+import zipfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import Callable, Iterator, NamedTuple, Sequence
@@ -53,6 +54,9 @@ __all__ = ["ARCHS", "IMAGENET_MEAN", "IMAGENET_STD", "Normalize", "NormalizedMod
 
 ARCHS = ("wrn-28-10", "wrn-40-2", "resnet18", "resnet18-imagenet", "resnet50", "wide-resnet50-2", "densenet121",
          "densenet121-cifar", "vgg-gap", "small-cnn")
+#: Smallest square input side each arch runs on (its pooling stages; measured with one forward pass at each size,
+#: every larger side works). Archs not listed take any size.
+MIN_INPUT_SIZE = {"small-cnn": 4, "vgg-gap": 16, "densenet121-cifar": 8, "densenet121": 29}
 
 #: ImageNet mean / std (torchvision; also MadryLab ``robustness`` for the robust-models-transfer checkpoints).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -751,6 +755,9 @@ def convert_robustness_checkpoint(src: str | os.PathLike, dst: str | os.PathLike
     dst = Path(dst) if dst is not None else src.with_name(src.stem + ".weights.pt")
     if not src.is_file():
         raise CheckpointNotFoundError(f"checkpoint not found: {src}")
+    if checkpoints.looks_like_html(src):
+        raise CheckpointError(checkpoints.html_message(src, "a robust-models-transfer checkpoint"))
+    checkpoints.verify_zip(src)  # flipped bytes fail here, before anything is unpickled or a sidecar written
     if dst.resolve() == src.resolve():
         raise ValueError(f"convert would overwrite its source {src}; choose another output path")
     try:
@@ -767,7 +774,11 @@ def convert_robustness_checkpoint(src: str | os.PathLike, dst: str | os.PathLike
         epoch = epoch.item()
     if epoch is not None and not isinstance(epoch, (int, float, str)):
         epoch = str(epoch)
+    # What vouches for the source's bytes (load() checked it; a legacy non-zip pickle carries no checksum): the new
+    # sidecar's sha256 covers only the converted file, so it must not read as a verification of the source.
+    check = ("sidecar sha256" if checkpoints.read_meta(src) is not None else
+             "zip CRC-32" if zipfile.is_zipfile(src) else "none (legacy pickle format: no checksum)")
     checkpoints.save(dst, sd, config={"converted_from": src.name, "source_sha256": checkpoints.sha256_file(src),
                                       "source_format": "microsoft/robust-models-transfer", "epoch": epoch,
-                                      "n_tensors": len(sd)})
+                                      "n_tensors": len(sd), "source_check": check})
     return dst

@@ -51,7 +51,7 @@ REL_TOL = 0.10
 COLUMNS = ["table", "row", "metric", "reproduced column", "setting", "unit", "paper", "reproduced", "difference",
            "tolerance", "within tolerance"]
 #: What the scorecard says on the smoke profile.
-SMOKE_NOTE = ("SMOKE PROFILE (the CI pipeline check): these reproduced numbers are NOT results. They come from the "
+SMOKE_NOTE = ("SMOKE PROFILE (the CI pipeline check): these reproduced numbers are NOT paper-scale. They come from the "
               "reference zoo's small CNNs evaluated on a few dozen images with shortened attacks (and, for configs the "
               "zoo lacks, models trained for seconds); `--profile reference` gives the zoo's numbers on hundreds of "
               "images, `--profile paper` (the papers' models, data and settings, on a GPU) the paper-scale ones.")

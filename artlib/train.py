@@ -43,10 +43,17 @@ Example:
     >>> result = train.train(cfg)
     >>> result.log_frame()[["epoch", "train_loss", "test_acc", "test_cos"]]
 
-Command line::
+Command line (``python -m artlib train --help``: every field with its description, choices and the profile's
+default; a bad value exits with status 2 and one line on stderr)::
 
-    python -m artlib.train --profile paper --dataset cifar10 --method art          # WRN-28-10, ART A.3.2
+    python -m artlib train --profile paper --dataset cifar10 --method art          # WRN-28-10, ART A.3.2
     torchrun --nproc_per_node=4 -m artlib.train --profile paper --dataset cifar10 --method pgd --eps 4/255
+
+Data source: a run folder's checkpoints record the data they were trained on (:func:`artlib.data.data_source`:
+the resolved data root, the on-disk source and its number of images). Resuming or loading a run folder from another
+data source raises one ``ValueError`` naming both, instead of handing out (and relabelling) a model trained on other
+data; the run key itself (:meth:`TrainConfig.fingerprint`) is unchanged, so existing run folders and the zoo keep
+their names.
 """
 from __future__ import annotations
 
@@ -58,6 +65,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field, fields
@@ -203,8 +211,8 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self):
-        self.lr_milestones = [int(m) for m in (self.lr_milestones or [])]
-        self.lr_factors = [float(f) for f in (self.lr_factors or [])]
+        self.lr_milestones = _number_list("lr_milestones", self.lr_milestones, integer=True)
+        self.lr_factors = _number_list("lr_factors", self.lr_factors, integer=False)
         for name in ("lr", "momentum", "weight_decay", "eps", "step_size", "lam", "beta", "head_lr_mult"):
             value = getattr(self, name)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -233,18 +241,34 @@ class TrainConfig:
         choice("setting", SETTINGS)
         choice("augment", AUGMENTS)
         choice("impl", ("fast", "reference"))
-        choice("device", ("auto", "cpu", "cuda") + tuple(f"cuda:{i}" for i in range(16)))
+        if self.device not in ("auto", "cpu", "cuda") + tuple(f"cuda:{i}" for i in range(16)):
+            raise ValueError(f"unknown device {self.device!r}; choices: 'auto', 'cpu', 'cuda', 'cuda:N' (N in 0..15)")
 
-        def number(name, lo=None, strict=False, integer=False):
+        for name in _BOOL_FIELDS:
+            v = getattr(self, name)
+            if not isinstance(v, bool) and not (name == "balance" and isinstance(v, int) and v >= 1):
+                extra = " or an int >= 1 (images per class)" if name == "balance" else ""
+                raise ValueError(f"{name} must be true or false{extra}, got {v!r}")
+
+        def number(name, lo=None, strict=False, integer=False, hi=None, why="", lo_why=""):
             v = getattr(self, name)
             kind = int if integer else (int, float)
             if isinstance(v, bool) or not isinstance(v, kind) or (not integer and not math.isfinite(v)):
                 raise ValueError(f"{name} must be {'an int' if integer else 'a finite number'}, got {v!r}")
             if lo is not None and (v <= lo if strict else v < lo):
-                raise ValueError(f"{name} must be {'>' if strict else '>='} {lo}, got {v!r}")
+                raise ValueError(f"{name} must be {'>' if strict else '>='} {lo}{lo_why}, got {v!r}")
+            if hi is not None and v > hi:
+                raise ValueError(f"{name} must be in [{lo}, {hi}]{why}, got {v!r}")
 
-        number("eps", 0)
-        number("step_size", 0)
+        if self.norm == "linf":  # pixel space: an l-inf radius / step above 1 covers the whole [0, 1] cube
+            for name in ("eps", "step_size"):
+                number(name, 0, hi=1, why=" (l-inf, images in [0, 1]; 8/255 is written 8/255, not 8)")
+        else:
+            info = data.DATASETS[self.dataset]
+            side = self.image_size or info.image_size
+            diameter = math.sqrt(info.channels * side * side)
+            number("eps", 0, hi=round(diameter, 2), why=f" (l2: the diameter of [0, 1]^{info.channels}x{side}x{side})")
+            number("step_size", 0)
         number("steps", 1, integer=True)  # a >= 1 (ART), n >= 1 (PGD-n)
         number("beta", 0, strict=True)
         number("lam", 0)
@@ -266,6 +290,24 @@ class TrainConfig:
         for name in ("train_subset", "test_subset", "max_steps", "topk", "image_size"):
             if getattr(self, name) is not None:
                 number(name, 1, integer=True)
+        if self.image_size is not None:
+            least = models.MIN_INPUT_SIZE.get(self.arch, 1)
+            number("image_size", least, integer=True, lo_why=f" (the smallest input arch {self.arch!r} takes)")
+        for name in ("lr_milestones", "lr_factors"):
+            if not isinstance(getattr(self, name), list):
+                raise ValueError(f"{name} must be a list, got {getattr(self, name)!r}")
+        if any(isinstance(m, bool) or not isinstance(m, int) or m < 0 for m in self.lr_milestones):
+            raise ValueError(f"lr_milestones must be epochs (ints >= 0), got {self.lr_milestones}")
+        if any(isinstance(f, bool) or not isinstance(f, (int, float)) or not math.isfinite(f) or f <= 0
+               for f in self.lr_factors):
+            raise ValueError(f"lr_factors must be finite numbers > 0, got {self.lr_factors}")
+        for name in ("data_root", "pretrained", "out_dir", "run_name"):
+            v = getattr(self, name)
+            if v is not None and not isinstance(v, (str, os.PathLike)):
+                raise ValueError(f"{name} must be a path (str) or None, got {v!r}")
+        if self.run_name is not None and (str(self.run_name).strip() in ("", ".", "..") or
+                                          any(c in str(self.run_name) for c in "/\\\0")):
+            raise ValueError(f"run_name must be a plain folder name (no '/', not '.' or '..'), got {self.run_name!r}")
         if self.variant != "art" and self.method != "art_variant":
             raise ValueError(f"variant={self.variant!r} is only used by method='art_variant' (got method "
                              f"{self.method!r}); choices for art_variant: {', '.join(losses.ART_VARIANTS)}")
@@ -349,6 +391,27 @@ class TrainConfig:
         return out / (self.run_name or self.default_run_name())
 
 
+def _number_list(name: str, value, integer: bool):
+    """``lr_milestones`` (``integer``) / ``lr_factors`` as a list of ints / floats; strings are parsed like command-line
+    numbers, anything that is not a number is kept for :meth:`TrainConfig.validate` to name."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = _coerce(name, value)
+    if not isinstance(value, (list, tuple)):
+        return value
+    out = []
+    for v in value:
+        v = _coerce(name + "[]", v) if isinstance(v, str) else v
+        if not isinstance(v, bool) and isinstance(v, (int, float)):
+            if integer and isinstance(v, float) and v.is_integer():
+                v = int(v)
+            elif not integer:
+                v = float(v)
+        out.append(v)
+    return out
+
+
 # Fields added after configs were first hashed: left out of the fingerprint at these defaults.
 _OPTIONAL_FIELDS = {"setting": "paper", "topk": None, "head_lr_mult": 1.0, "image_size": None}
 # Fields that do not change the trajectory: a run may be resumed with other values of these.
@@ -356,25 +419,81 @@ _NON_TRAJECTORY = ("epochs", "max_steps", "out_dir", "run_name", "resume", "chec
                    "num_workers", "eval_every", "eval_attr_max", "eval_adv_steps", "data_root", "device", "cache")
 
 
+def _field_kinds() -> dict:
+    """``{field: kind}`` of :class:`TrainConfig` from its annotations: ``bool``, ``int``, ``float``, ``str``, ``list``,
+    with an ``optional_`` prefix for ``Optional[...]`` fields."""
+    kinds = {}
+    for f in fields(TrainConfig):
+        t = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+        optional = t.startswith("Optional[")
+        base = t[len("Optional["):-1] if optional else t
+        kinds[f.name] = ("optional_" if optional else "") + base
+    return kinds
+
+
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+_NUMBER_RE = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
+def _parse_number(name: str, text: str, integer: bool):
+    """A number typed on a command line / in a file: ``3``, ``1e-3``, ``0.5``, ``8/255`` (``integer``: ``3`` only).
+    Returns the number, or ``text`` unchanged when it is not one (validation then names the field and the value);
+    a fraction with a zero denominator raises."""
+    s = text.strip().replace("_", "")
+    if integer:
+        return int(s) if re.fullmatch(r"[+-]?\d+", s) else text
+    if "/" in s:
+        num, den = (p.strip() for p in s.split("/", 1))
+        if not (_NUMBER_RE.fullmatch(num) and _NUMBER_RE.fullmatch(den)):
+            return text
+        if float(den) == 0:
+            raise ValueError(f"{name} {text!r} divides by zero; give a number or a fraction such as 8/255")
+        return float(Fraction(num)) / float(Fraction(den))
+    if _NUMBER_RE.fullmatch(s) or s.lower().lstrip("+-") in ("nan", "inf", "infinity"):
+        return float(s)
+    return text
+
+
 def _coerce(name: str, value):
-    """Strings from a command line / file: ``"8/255"`` -> float, YAML scalars and lists parsed."""
-    if isinstance(value, str):
-        text = value.strip()
-        if "/" in text and all(p.strip().replace(".", "", 1).isdigit() for p in text.split("/", 1)):
-            num, den = text.split("/", 1)
-            return float(Fraction(num.strip())) / float(Fraction(den.strip()))
+    """A value typed on a command line or read from a file, converted by the field's type: numbers ``3``, ``1e-3``,
+    ``8/255`` (no hexadecimal, no YAML 1.1 quirks), booleans ``true`` / ``false`` (also yes / no, on / off, 1 / 0),
+    lists as YAML (``[50, 80]``) or comma-separated, ``none`` / ``null`` for optional fields; names and paths stay as
+    typed. Anything else is returned unchanged, for :meth:`TrainConfig.validate` to name the field and the value."""
+    kind = _FIELD_KINDS.get(name)
+    if kind is None or not isinstance(value, str):
+        if kind == "list" and isinstance(value, (list, tuple)):
+            return [_coerce(name + "[]", v) for v in value]
+        return value
+    text = value.strip()
+    base = kind.replace("optional_", "")
+    if kind.startswith("optional_") and text.lower() in ("none", "null", "~", ""):
+        return None
+    if base == "bool":
+        low = text.lower()
+        if name == "balance" and re.fullmatch(r"\d+", low) and low not in ("0", "1"):
+            return int(low)  # images per class
+        return True if low in _TRUE else False if low in _FALSE else value
+    if base in ("int", "float"):
+        return _parse_number(name, text, integer=base == "int")
+    if base == "list":
+        if text.lower() in ("", "[]", "none", "null", "~"):
+            return []
         import yaml
-        try:
-            parsed = yaml.safe_load(text)
-        except yaml.YAMLError:
-            return value
-        if name in ("dataset", "method", "arch", "profile", "variant", "run_name", "out_dir", "data_root",
-                    "pretrained", "device") and parsed is not None:
-            return value  # keep names as typed ("on" / "no" stay strings)
-        if isinstance(parsed, list):
-            return [_coerce(name, v) if isinstance(v, str) else v for v in parsed]
-        return parsed
+        if text.startswith("["):
+            try:
+                items = yaml.safe_load(text)
+            except yaml.YAMLError:
+                return value
+            if not isinstance(items, list):
+                return value
+        else:
+            items = [p for p in text.split(",")]
+        return [_coerce(name + "[]", v) for v in items]
     return value
+
+
+_FIELD_KINDS = {**_field_kinds(), "lr_milestones[]": "int", "lr_factors[]": "float"}
+_BOOL_FIELDS = tuple(k for k, v in _FIELD_KINDS.items() if v == "bool")
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -580,16 +699,24 @@ def config(profile: str = "smoke", dataset: str = "cifar10", method: str = "art"
             base.update(_OFFICIAL[dataset])
     if method in _PGD_METHODS and "step_size" not in overrides:
         if overrides.get("norm") == "l2":
-            eps = float(_coerce("eps", overrides.get("eps", 0.5)))
+            eps = _override_number("eps", overrides.get("eps", 0.5))
             overrides.setdefault("eps", eps)
             base["step_size"] = eps / 4
         elif "eps" in overrides:  # keep the profile's step / eps ratio
-            base["step_size"] = base["step_size"] * float(_coerce("eps", overrides["eps"])) / base["eps"]
+            base["step_size"] = base["step_size"] * _override_number("eps", overrides["eps"]) / base["eps"]
     settings = dict(base, dataset=dataset, method=method, profile=profile)
     if arch is not None:
         settings["arch"] = arch
     settings.update(overrides)
     return TrainConfig.from_dict(settings)
+
+
+def _override_number(name: str, value) -> float:
+    """A numeric override (``"8/255"``, ``1e-3``, ...) as a float; one clear ``ValueError`` when it is not one."""
+    v = _coerce(name, value)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(v)
 
 
 def lr_at(cfg: TrainConfig, epoch: int) -> float:
@@ -1122,6 +1249,11 @@ def train(cfg: TrainConfig) -> TrainResult:
     if not isinstance(cfg, TrainConfig):
         raise ValueError(f"train() needs a TrainConfig (see artlib.train.config), got {type(cfg).__name__}")
     cfg.validate()
+    out = cfg.run_dir().parent
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out_dir {out} is a file, not a folder (out_dir / $ARTLIB_RUNS names where run folders go)")
+    if cfg.pretrained is not None and not Path(cfg.pretrained).is_file():
+        raise FileNotFoundError(f"pretrained weights file not found: {cfg.pretrained}")
     if cfg.dataset == "cub200" and cfg.profile == "paper" and cfg.pretrained is None:
         import warnings
         warnings.warn("ART B.1 fine-tunes an ImageNet-pretrained network on CUB-200; pretrained=None trains it from "
@@ -1150,6 +1282,7 @@ class _Run:
         self.ckpt = self.run_dir / "last.pt"
         self.model_path = self.run_dir / "model.pt"
         self.fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        self._source = None  # artlib.data.data_source of the config, computed once when first needed
 
     # -- checkpointing ------------------------------------------------------------------------------------------------
     def _save(self, epoch: int, batch: int, acc: dict, done: bool) -> None:
@@ -1162,19 +1295,63 @@ class _Run:
         metrics = {"epoch": epoch, "batch": batch, "global_step": self.step, "done": done}
         if self.log:
             metrics.update({k: v for k, v in self.log[-1].items() if isinstance(v, (int, float))})
-        checkpoints.save(self.ckpt, state, config=self.cfg.to_dict(), metrics=metrics)
+        checkpoints.save(self.ckpt, state, config=self.cfg.to_dict(), metrics=metrics,
+                         provenance={"data": self._data_source()})
         self.last_saved = (epoch, batch, self.step)
 
     def _load(self):
         from artlib import checkpoints
-        state, meta = checkpoints.load(self.ckpt, map_location="cpu")
+        try:
+            state, meta = checkpoints.load(self.ckpt, map_location="cpu")
+        except checkpoints.CheckpointError as exc:
+            raise checkpoints.CheckpointError(f"{exc}; delete it or pass resume=False (--resume false) to train this "
+                                              f"run again from the start") from None
         saved = TrainConfig.from_dict(meta["config"]).trajectory_dict() if meta and meta.get("config") else None
         mine = self.cfg.trajectory_dict()
         if saved is not None and saved != mine:
             diff = sorted(k for k in mine if saved.get(k) != mine.get(k))
             raise ValueError(f"{self.ckpt} was written by a different configuration (fields {diff} differ); use "
                              f"another run_name / out_dir, or resume=False to start over")
+        self._check_data_source(meta)
+        if not isinstance(state, dict) or not {"model", "optimizer", "epoch", "batch"} <= set(state):
+            raise checkpoints.CheckpointError(f"{self.ckpt} is not a training checkpoint of artlib.train (it lacks "
+                                              f"model / optimizer / epoch / batch); pass resume=False to start over")
         return state
+
+    def _data_source(self) -> dict:
+        if self._source is None:
+            from artlib import data
+            try:
+                self._source = data.data_source(self.cfg.dataset, self.cfg.data_root)
+            except Exception as exc:  # noqa: BLE001 - a status probe must never stop a training run
+                self._source = {"dataset": self.cfg.dataset, "root": str(data.resolve_root(self.cfg.data_root)),
+                                "found": False, "error": f"{type(exc).__name__}: {exc}"}
+        return self._source
+
+    def _check_data_source(self, meta) -> None:
+        """Refuse a checkpoint trained on another data source than this config reads (one line naming both)."""
+        from artlib import data
+        meta = meta or {}
+        saved = (meta.get("provenance") or {}).get("data")
+        if saved is None:  # checkpoints from before the record: compare explicitly given data roots only
+            old_root = (meta.get("config") or {}).get("data_root")
+            if old_root is None or self.cfg.data_root is None:
+                return
+            if data.resolve_root(old_root) != data.resolve_root(self.cfg.data_root):
+                raise ValueError(f"{self.ckpt} was trained on the data root {data.resolve_root(old_root)}, this config "
+                                 f"reads {data.resolve_root(self.cfg.data_root)}; pass data_root={old_root!r}, "
+                                 f"another run_name / out_dir, or resume=False")
+            return
+        mine = self._data_source()
+        if not mine.get("found"):  # nothing to conflict with here (a finished run needs no data to be loaded)
+            return
+        keys = ("source", "path", "n_images")
+        if any(saved.get(k) != mine.get(k) for k in keys):
+            def show(d):
+                return f"{d.get('path')} ({d.get('source')}, {d.get('n_images')} images)"
+            raise ValueError(f"{self.ckpt} was trained on {self.cfg.dataset} from {show(saved)}, but this config reads "
+                             f"{show(mine)}; pass data_root={saved.get('root')!r} (or set $ARTLIB_DATA to it), "
+                             f"another run_name / out_dir, or resume=False to train on the new data")
 
     # -- main ---------------------------------------------------------------------------------------------------------
     def run(self) -> TrainResult:
@@ -1270,7 +1447,7 @@ class _Run:
                 from artlib import checkpoints
                 metrics = {k: v for k, v in (self.log[-1] if self.log else {}).items() if isinstance(v, (int, float))}
                 checkpoints.save(self.model_path, {"model": self.model.state_dict()}, config=cfg.to_dict(),
-                                 metrics=metrics)
+                                 metrics=metrics, provenance={"data": self._data_source()})
         if self.world > 1:
             import torch.distributed as dist
             dist.barrier()
@@ -1382,30 +1559,163 @@ def _cutout_shard(x, size, fill, gen, B, sl):
 # ----------------------------------------------------------------------------------------------------------------------
 # Command line
 # ----------------------------------------------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
+def field_help() -> dict:
+    """``{field: (description, choices or None)}`` of every :class:`TrainConfig` field: the command line's ``--help``
+    (a field without an entry here fails ``tests/test_bad_input.py``)."""
+    from artlib import data, models
+    devices = ("auto", "cpu", "cuda", "cuda:N")
+    return {
+        "dataset": ("dataset to train on (artlib.data.DATASETS)", tuple(data.DATASETS)),
+        "method": ("training method (see the module docstring of artlib.train)", METHODS),
+        "arch": ("network (artlib.models.ARCHS)", tuple(models.ARCHS)),
+        "profile": ("preset of every other default: smoke (CPU, seconds), reference (the zoo's models), paper "
+                    "(ART A.3 / B.1), official (the ART authors' released recipe)", PROFILES),
+        "variant": ("ART Table 5 objective, method art_variant only", losses.ART_VARIANTS),
+        "epochs": ("epochs to train (a finished run can be extended; int >= 1)", None),
+        "batch_size": ("global batch size over all processes (int >= 1)", None),
+        "lr": ("SGD learning rate (> 0; 1e-3, 0.05 and 1/20 all work)", None),
+        "momentum": ("SGD momentum (>= 0)", None),
+        "nesterov": ("Nesterov momentum", ("true", "false")),
+        "weight_decay": ("SGD weight decay (>= 0)", None),
+        "lr_milestones": ("epochs (from 0) at which the lr is multiplied by the matching lr_factors entry, e.g. "
+                          "[50,80]", None),
+        "lr_factors": ("lr multipliers (> 0), one per milestone, cumulative, e.g. [0.1,0.1]", None),
+        "eps": ("radius of the inner maximisation in [0, 1] pixel space (l-inf: at most 1, e.g. 8/255; l2: per "
+                "image)", None),
+        "step_size": ("step of the inner maximisation (pixel space; l-inf at most 1, e.g. 2/255)", None),
+        "steps": ("inner maximisation steps: a for ART, n for PGD-n, k for RAR (int >= 1)", None),
+        "norm": ("threat model of pgd / pgd_cutout", ("linf", "l2")),
+        "lam": ("weight of L_attr (ART) or of ||IG||_1 (RAR) (>= 0)", None),
+        "beta": ("softplus beta of the attribution loss (> 0; ART: 50)", None),
+        "i_star": ("ART's runner-up class: of the clean image (Algorithm 1) or of the perturbed one (released code)",
+                   ("clean", "perturbed")),
+        "reduce_channels": ("channel reduction of L_attr (ART B.1 CUB: mean)", ("none", "mean", "abs_mean")),
+        "attr_space": ("space of the cosine in L_attr", ("pixel", "normalized")),
+        "bn_mode": ("BatchNorm mode during the inner maximisation", ("train", "eval")),
+        "setting": ("ART as the paper writes it, or as the authors' released code trains it (method art)", SETTINGS),
+        "topk": ("entries the official inner ascent moves (none: 1000 on CIFAR-10, 15000 on CUB; int >= 1)", None),
+        "head_lr_mult": ("lr multiplier of a ResNet's layer4 and fc (> 0; the released CUB code: 10)", None),
+        "image_size": ("side of the square input images (none: the dataset's own; int >= the arch's smallest input, "
+                       "artlib.models.MIN_INPUT_SIZE)", None),
+        "ig_steps": ("IG path points in RAR's outer loss (int >= 1)", None),
+        "ig_attack_steps": ("IG path points in RAR's inner PGD (int >= 1)", None),
+        "cutout": ("Cutout square side in pixels, pgd_cutout (int >= 0)", None),
+        "train_subset": ("class-stratified number of training images (none: all; int >= 1)", None),
+        "test_subset": ("class-stratified number of test images (none: all; int >= 1)", None),
+        "balance": ("ART A.3.3 / A.3.4 class balancing (true: the paper's images per class, or an int)",
+                    ("true", "false", "N")),
+        "augment": ("batch augmentation", AUGMENTS),
+        "cache": ("hold the (subset) datasets in memory instead of a DataLoader", ("true", "false")),
+        "pretrained": ("local weights file to start from (artlib.models.build_model; none: random init)", None),
+        "eval_every": ("evaluate on the test split every N epochs (int >= 1)", None),
+        "eval_attr_max": ("test images for L_attr / cos (int >= 0)", None),
+        "eval_adv_steps": ("PGD steps of the robust test accuracy at eps (int >= 0; 0: skipped)", None),
+        "seed": ("seed of the initialisation, data order and every random draw (int >= 0)", None),
+        "device": ("where to train (auto: CUDA when present)", devices),
+        "amp": ("bfloat16 autocast (GPU)", ("true", "false")),
+        "channels_last": ("channels-last memory format (GPU)", ("true", "false")),
+        "impl": ("attribution-loss implementation (same values)", ("fast", "reference")),
+        "data_root": ("data root (none: $ARTLIB_DATA, else ./data)", None),
+        "num_workers": ("DataLoader worker processes (int >= 0)", None),
+        "out_dir": ("folder of the run folders (none: $ARTLIB_RUNS, else <repo>/runs)", None),
+        "run_name": ("run folder name (none: from the config and its hash)", None),
+        "resume": ("continue from <out_dir>/<run_name>/last.pt when it exists", ("true", "false")),
+        "checkpoint_every": ("optimiser steps between checkpoints (int >= 1)", None),
+        "max_steps": ("stop after this many optimiser steps in total (none: train all epochs; int >= 1)", None),
+        "progress": ("tqdm progress bars", ("true", "false")),
+    }
+
+
+def _show(name: str, v) -> str:
+    """A default as it is typed on the command line (``8/255`` for the pixel-space radii and steps)."""
+    if v is None:
+        return "none"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, list):
+        return "[" + ",".join(_show(name, x) for x in v) + "]"
+    if isinstance(v, float) and name in ("eps", "step_size") and 0 < v < 1:
+        k = v * 255
+        if abs(k - round(k * 2) / 2) < 1e-9:
+            return f"{round(k * 2) / 2:g}/255"
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def build_parser(profile: str = "smoke", dataset: str = "cifar10", method: str = "art") -> argparse.ArgumentParser:
+    """The parser of ``python -m artlib train``; ``--help`` shows each option's description, its choices and its
+    default under ``profile`` / ``dataset`` / ``method`` (the profile's actual value)."""
+    try:
+        defaults = config(profile, dataset, method).to_dict()
+        where = f"--profile {profile} --dataset {dataset} --method {method}"
+    except ValueError:
+        defaults, where = TrainConfig().to_dict(), "the TrainConfig defaults"
     p = argparse.ArgumentParser(
-        prog="python -m artlib.train",
+        prog="python -m artlib train",
+        usage="python -m artlib train [-h] [--config FILE] [--print-config] [--profile P] [--dataset D] "
+              "[--method M] [--FIELD VALUE ...]",
         description="Train a model with one of artlib's methods (natural, PGD, ART, RAR, ...); resumable; DDP under "
-                    "torchrun.",
-        epilog="Numbers may be fractions (--eps 8/255); lists are YAML (--lr-milestones [50,80]); booleans take a "
-               "value (--amp true). Re-running the same command resumes from <out_dir>/<run_name>/last.pt.")
-    p.add_argument("--config", help="YAML / JSON config file (command-line options override it)")
+                    f"torchrun (torchrun --nproc_per_node=N -m artlib.train ...). Defaults shown: {where} (pass "
+                    f"--profile / --dataset / --method with --help to see another profile's).",
+        epilog="Numbers may be fractions (--eps 8/255) or exponents (--lr 1e-3); lists are [50,80] or 50,80; "
+               "booleans take a value (--amp true / false); none resets an optional field. Re-running the same "
+               "command resumes from <out_dir>/<run_name>/last.pt.")
+    p.add_argument("--config", metavar="FILE", help="YAML / JSON config file (command-line options override it)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
+    helps = field_help()
     for f in fields(TrainConfig):
-        p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None, metavar="V",
-                       help=f"default: profile value / {f.default if f.default is not dataclasses.MISSING else []!r}")
+        text, choices = helps[f.name]
+        metavar = "{" + ",".join(choices) + "}" if choices else f.name.upper()
+        p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None, metavar=metavar,
+                       help=f"{text} (default: {_show(f.name, defaults[f.name])})")
     return p
 
 
+def _join_negative_values(argv: list) -> list:
+    """``--eps -8/255`` -> ``--eps=-8/255``: argparse would read a value starting with ``-`` that is not a plain
+    negative number as the next option; joined, it reaches validation, which names the bound."""
+    out, i = [], 0
+    while i < len(argv):
+        a = argv[i]
+        if a.startswith("--") and "=" not in a and i + 1 < len(argv) and re.match(r"-[\d.]", argv[i + 1]):
+            out.append(f"{a}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
+def _preparse(argv) -> tuple:
+    """``--profile`` / ``--dataset`` / ``--method`` of a command line (for the defaults ``--help`` shows)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    for name in ("profile", "dataset", "method"):
+        pre.add_argument("--" + name, default=None)
+    known, _ = pre.parse_known_args(argv)
+    return known.profile or "smoke", known.dataset or "cifar10", known.method or "art"
+
+
 def main(argv=None) -> int:
-    """Command-line entry: ``python -m artlib.train [--config FILE] [--profile P] [--dataset D] [--method M]
-    [--FIELD VALUE ...]`` (wire it as ``python -m artlib train``). Returns the exit status."""
-    args = build_parser().parse_args(argv)
+    """Command-line entry: ``python -m artlib train [--config FILE] [--profile P] [--dataset D] [--method M]
+    [--FIELD VALUE ...]`` (also ``torchrun ... -m artlib.train``). Returns the exit status: 0, or 2 with one line on
+    stderr for a bad value, a missing data set or a corrupt checkpoint."""
+    from artlib import checkpoints
+    argv = _join_negative_values(sys.argv[1:] if argv is None else list(argv))
+    args = build_parser(*_preparse(argv)).parse_args(argv)
     try:
         given = {k: v for k, v in vars(args).items() if v is not None and k not in ("config", "print_config")}
         if args.config:
             import yaml
-            from_file = yaml.safe_load(Path(args.config).read_text()) or {}
+            if not Path(args.config).exists():
+                raise FileNotFoundError(f"config file not found: {args.config}")
+            try:
+                from_file = yaml.safe_load(Path(args.config).read_text()) or {}
+            except yaml.YAMLError as exc:
+                line = getattr(getattr(exc, "problem_mark", None), "line", None)
+                where = f" (line {line + 1})" if line is not None else ""
+                raise ValueError(f"{args.config} is not valid YAML / JSON{where}: "
+                                 f"{getattr(exc, 'problem', None) or exc}") from None
+            except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+                raise ValueError(f"cannot read the config file {args.config}: {exc}") from None
             if not isinstance(from_file, dict):
                 raise ValueError(f"{args.config} does not hold a mapping of config fields")
             given = {**from_file, **given}
@@ -1414,12 +1724,15 @@ def main(argv=None) -> int:
         dataset = given.pop("dataset", "cifar10")
         method = given.pop("method", "art")
         cfg = config(profile, dataset, method, **given)
+        cleared = {k: None for k, v in given.items() if v is None}  # `--train-subset none`: config() skips Nones
+        if cleared:
+            cfg = cfg.replace(**cleared)
         if args.print_config:
             import yaml
             print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
             return 0
         result = train(cfg)
-    except (ValueError, FileNotFoundError, NonFiniteLossError) as exc:
+    except (ValueError, FileNotFoundError, NonFiniteLossError, checkpoints.CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if int(os.environ.get("RANK", "0")) == 0:
