@@ -9,6 +9,7 @@ Examples::
     python -m artlib train --dataset cifar10 --method art      # also: torchrun --nproc_per_node=N -m artlib.train ...
     python -m artlib zoo list                  # the reference zoo of learned models (also: zoo train, zoo verify)
     python -m artlib reproduce --profile smoke
+    python -m artlib notebook notebooks/02_train_art.ipynb out.ipynb -p method art   # papermill, one-line errors
 """
 from __future__ import annotations
 
@@ -74,6 +75,40 @@ def _cmd_reproduce(args) -> int:
                          cell_timeout=args.cell_timeout)
 
 
+def _papermill_value(text: str):
+    """A ``-p NAME VALUE`` value as papermill's command line reads it: True / False / None, an int, a float, else
+    the string (so ``-p eps 8/255`` stays the string the notebooks parse)."""
+    if text in ("True", "False", "None"):
+        return {"True": True, "False": False, "None": None}[text]
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _cmd_notebook(args) -> int:
+    import papermill as pm
+
+    from artlib import reproduce
+
+    names = [n for n, _ in args.parameters]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"parameter {twice[0]!r} given more than once")
+    given = {n: _papermill_value(v) for n, v in args.parameters}
+    try:
+        reproduce.execute_notebook(args.notebook, args.output, given, cwd=args.cwd, kernel=args.kernel,
+                                   timeout=args.cell_timeout or None, progress=not args.no_progress)
+    except pm.PapermillExecutionError as exc:
+        print(f"error: {args.notebook} failed {reproduce.notebook_error(exc)} (the executed notebook with the "
+              f"whole traceback: {args.output})", file=sys.stderr)
+        return 2
+    print(f"ok {args.notebook} -> {args.output}")
+    return 0
+
+
 def _int_at_least(lo: int):
     """argparse type: an int >= ``lo`` (argparse then prints one line and exits with status 2)."""
     def parse(text: str) -> int:
@@ -132,6 +167,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cell-timeout", type=_int_at_least(0), default=None,
                    help="seconds a cell may run before its notebook fails (default: 1800 smoke, none paper; 0: none)")
     p.set_defaults(func=_cmd_reproduce)
+
+    p = sub.add_parser("notebook", help="execute one notebook with papermill: parameters checked against its "
+                                        "parameters cell, a failure in one line")
+    p.add_argument("notebook", help="the notebook to run, e.g. notebooks/02_train_art.ipynb")
+    p.add_argument("output", help="where to write the executed notebook (outputs and full traceback)")
+    p.add_argument("-p", "--parameter", dest="parameters", nargs=2, action="append", default=[],
+                   metavar=("NAME", "VALUE"), help="a parameter of the notebook's parameters cell, as papermill's -p "
+                                                   "(True / False / None, numbers, else a string)")
+    p.add_argument("--cwd", default=None, help="working folder of the kernel (default: the notebook's folder)")
+    p.add_argument("--kernel", default="python3", help="Jupyter kernel name (default python3)")
+    p.add_argument("--cell-timeout", type=_int_at_least(0), default=0,
+                   help="seconds a cell may run before the notebook fails (default 0: no limit)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar over the cells")
+    p.set_defaults(func=_cmd_notebook)
     return parser
 
 

@@ -115,7 +115,9 @@ def mark(namespace: Optional[dict] = None) -> None:
     ``parameters`` cell, for :func:`check_injected`."""
     ns = namespace if namespace is not None else sys._getframe(1).f_globals
     names = _public(ns)
-    _MARKS[id(ns)] = (names, _values(ns, names))
+    shell = ns.get("get_ipython")
+    hidden = set(getattr(shell(), "user_ns_hidden", ()) if callable(shell) else ())  # In, Out, exit, quit, ...
+    _MARKS[id(ns)] = (names, _values(ns, names - hidden))
 
 
 def check_injected(namespace: Optional[dict] = None) -> dict:

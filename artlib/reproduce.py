@@ -32,6 +32,7 @@ import fnmatch
 import hashlib
 import json
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -350,10 +351,58 @@ def _environ(**values):
                 os.environ[k] = v
 
 
-def _execute(job: dict) -> dict:
-    """Run one notebook with papermill (in this process or a worker); never raises: returns ``{"ok", ...}``."""
+def notebook_error(exc: BaseException) -> str:
+    """One line for a failed notebook run: the cell, its first line of code and the exception's first line.
+
+    papermill's :class:`~papermill.exceptions.PapermillExecutionError` carries the kernel's whole traceback (~55 lines
+    for one bad parameter); this keeps what a user acts on. Other exceptions (a kernel that died, a broken file)
+    give their type and first line.
+
+    Example:
+        >>> notebook_error(exc)
+        "at cell 3 line 11 ('cfg = train.config(profile, dataset, method, ...'): ValueError: eps must be in ..."
+    """
     import papermill as pm
 
+    if isinstance(exc, pm.PapermillExecutionError):
+        lines = (exc.source or "").splitlines()
+        # the failing line of the cell, from the kernel's traceback ("Cell In[3], line 11"), else its first code line
+        frames = [re.search(r"Cell In\[\d+\], line (\d+)", re.sub(r"\x1b\[[0-9;]*m", "", t))
+                  for t in exc.traceback or []]
+        at = next((int(m.group(1)) for m in frames if m and 0 < int(m.group(1)) <= len(lines)), None)
+        first = lines[at - 1] if at else next((ln for ln in lines if ln.strip() and not ln.startswith("#")), "")
+        where = f"at cell {exc.exec_count}" + (f" line {at}" if at else "")
+        value = str(exc.evalue).strip().splitlines()[0] if str(exc.evalue or "").strip() else ""
+        return f"{where} ({first.strip()[:60]!r}): {exc.ename}: {value}"
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+def execute_notebook(source: str | os.PathLike, target: str | os.PathLike, parameters: Optional[dict] = None, *,
+                     cwd: str | os.PathLike | None = None, kernel: str = "python3", timeout: Optional[int] = None,
+                     progress: bool = False) -> None:
+    """Execute one notebook with papermill after checking ``parameters`` against its ``parameters`` cell.
+
+    A misspelt name (``-p epoch 1`` for ``epochs``) raises one ``ValueError`` before anything runs, where papermill
+    would only warn and run the default (:func:`artlib.params.check_parameters`). ``cwd`` defaults to the
+    notebook's folder (the notebooks read ``../figures`` relative to it).
+
+    Raises:
+        ValueError: an unknown parameter, or ``source`` is not a notebook with a ``parameters`` cell.
+        papermill.PapermillExecutionError: a cell raised (:func:`notebook_error` makes it one line).
+    """
+    import papermill as pm
+
+    from artlib import params
+
+    source = Path(source)
+    given = params.check_parameters(dict(parameters or {}), params.declared_parameters(source), where=str(source))
+    pm.execute_notebook(str(source), str(target), parameters=given, cwd=str(cwd or source.parent),
+                        progress_bar=progress, kernel_name=kernel, execution_timeout=timeout)
+
+
+def _execute(job: dict) -> dict:
+    """Run one notebook with papermill (in this process or a worker); never raises: returns ``{"ok", ...}``."""
     from artlib import cache
 
     log = Path(job["log"])
@@ -362,15 +411,11 @@ def _execute(job: dict) -> dict:
     result = {"notebook": job["notebook"], "ok": False, "seconds": 0.0}
     try:
         with _environ(**{cache.LOG_ENV: log, **job["env"]}):
-            pm.execute_notebook(job["source"], job["target"], parameters=job["parameters"], cwd=job["cwd"],
-                                progress_bar=False, kernel_name=job["kernel"], execution_timeout=job["timeout"])
+            execute_notebook(job["source"], job["target"], job["parameters"], cwd=job["cwd"], kernel=job["kernel"],
+                             timeout=job["timeout"])
         result["ok"] = True
-    except pm.PapermillExecutionError as exc:
-        first = next((ln for ln in (exc.source or "").splitlines() if ln.strip() and not ln.startswith("#")), "")
-        result["error"] = (f"at cell {exc.exec_count} ({first.strip()[:60]!r}): {exc.ename}: "
-                           f"{str(exc.evalue).splitlines()[0] if exc.evalue else ''}")
-    except Exception as exc:  # noqa: BLE001 - a kernel that dies, a broken notebook file: report and go on
-        result["error"] = f"({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''})"
+    except Exception as exc:  # noqa: BLE001 - a failing cell, a kernel that dies, a broken file: report and go on
+        result["error"] = notebook_error(exc)
     result["seconds"] = time.time() - start
     result["checkpoints"] = cache.read_uses(log)
     return result

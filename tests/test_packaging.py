@@ -100,6 +100,14 @@ def test_manifest_notebooks_exist_and_are_parameterised():
         nb = json.loads((reproduce.NOTEBOOKS / entry.notebook).read_text())
         tags = [t for c in nb["cells"] for t in c.get("metadata", {}).get("tags", [])]
         assert "parameters" in tags, f"{entry.notebook} has no cell tagged 'parameters'"
+        # a misspelt papermill -p fails inside the notebook too: params.mark() closes the parameters cell and the
+        # next code cell (after papermill's injected one) starts with params.check_injected()
+        code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+        i = next(k for k, c in enumerate(code) if "parameters" in c["metadata"].get("tags", []))
+        last = "".join(code[i]["source"]).rstrip().splitlines()[-1]
+        assert last.startswith("from artlib import params; params.mark()"), f"{entry.notebook}: {last!r}"
+        first = [ln for ln in "".join(code[i + 1]["source"]).splitlines() if not ln.startswith("#")][0]
+        assert first.startswith("params.check_injected()"), f"{entry.notebook}: {first!r}"
     with pytest.raises(ValueError, match="no-such-notebook"):
         reproduce.select("no-such-notebook")
 
@@ -121,3 +129,50 @@ def test_reproduce_skips_notebooks_whose_data_is_missing(tmp_path, monkeypatch, 
     out = capsys.readouterr().out
     assert "skip   02_train_art.ipynb: needs cifar10:train" in out and "python -m artlib data download cifar10" in out
     assert not (tmp_path / "runs" / "02_train_art.ipynb").exists()
+
+
+def _tiny_notebook(path, body):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    nb = new_notebook(cells=[
+        new_code_cell('profile = "smoke"\nepochs = 1\nfrom artlib import params; params.mark()',
+                      metadata={"tags": ["parameters"]}),
+        new_code_cell("params.check_injected()\n" + body)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def test_cli_notebook_reports_a_failure_in_one_line(tmp_path):
+    """`python -m artlib notebook` is papermill with the parameters checked first and a failure in one line (the
+    executed notebook keeps the whole traceback); plain papermill fails inside the kernel on a misspelt -p."""
+    nb = _tiny_notebook(tmp_path / "nb.ipynb", "x = epochs + 1\nif x > 2:\n    raise ValueError(f'epochs too large: {x}')\n")
+    out = tmp_path / "out.ipynb"
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "artlib", "notebook", str(nb), str(out), "--no-progress", *args],
+                              capture_output=True, text=True, cwd=tmp_path)
+
+    r = cli("-p", "epochs", "1")
+    assert r.returncode == 0 and f"ok {nb}" in r.stdout, r.stderr
+    r = cli("-p", "epochs", "5")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    # cell 3: the execution count, papermill's injected-parameters cell is cell 2
+    assert len(lines) == 1 and "failed at cell 3 line 4 (\"raise ValueError(f'epochs too large: {x}')\"): " \
+        "ValueError: epochs too large: 6" in lines[0] and str(out) in lines[0], r.stderr
+    r = cli("-p", "epoch", "5")                                    # misspelt: refused before anything runs
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "unknown parameter 'epoch'" in r.stderr and "did you mean 'epochs'" in r.stderr
+    assert "its parameters: epochs, profile" in r.stderr
+    r = cli("-p", "epochs", "1", "-p", "epochs", "2")
+    assert r.returncode == 2 and "parameter 'epochs' given more than once" in r.stderr
+    # plain papermill: the injected `epoch = 5` is caught by params.check_injected() in the kernel (not only a warning)
+    import papermill as pm
+    with pytest.raises(pm.PapermillExecutionError) as info:
+        pm.execute_notebook(str(nb), str(out), parameters={"epoch": 5}, progress_bar=False, kernel_name="python3")
+    assert info.value.ename == "ValueError"
+    assert "unknown parameter 'epoch' of this notebook (did you mean 'epochs'?); its parameters: epochs, profile" \
+        in info.value.evalue
+    assert reproduce.notebook_error(info.value).startswith("at cell ")

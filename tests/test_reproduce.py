@@ -80,6 +80,15 @@ def test_entry_and_select_validate_and_order_by_stage():
     assert reproduce.select(None)[-1].notebook == "99_scorecard.ipynb"
 
 
+def test_misspelt_parameter_fails_before_the_notebook_runs(env, capsys):
+    _write_nb(env["nbs"] / "b_eval.ipynb", _OK.format(name="b"))
+    manifest = (Entry("b_eval.ipynb", params={"smoke": {"valeu": 2}}, outputs=("b.txt",), needs=()),)
+    assert _run(env, manifest) == 1
+    out = capsys.readouterr().out
+    assert env["executions"]() == []                                   # nothing ran with the default value
+    assert "FAILED b_eval.ipynb ValueError: unknown parameter 'valeu' of " in out and "(did you mean 'value'?)" in out
+
+
 def test_failure_is_reported_with_cell_and_the_rest_run_then_up_to_date_skips(env, capsys):
     _write_nb(env["nbs"] / "b_eval.ipynb", _OK.format(name="b"))
     _write_nb(env["nbs"] / "c_bad.ipynb", "x = 1\nraise ValueError('broken on purpose')\n")
