@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 from typing import Dict, NamedTuple, Optional, Sequence, Union
 
 import torch
@@ -174,9 +175,12 @@ def load_images(dataset: str, n: Optional[int], split: str = "test", root=None, 
     """``n`` images of a split as tensors: a deterministic class-stratified pick (``artlib.data.subset_dataset``), the
     same images for every notebook that asks for the same ``(dataset, n, split)``.
 
+    A split that holds fewer than ``n`` images gives all of them (e.g. a fresh machine's 20 foolbox test images):
+    ``len(y)`` is the number actually evaluated.
+
     Args:
         dataset (str): a name of :data:`artlib.data.DATASETS` (``"cifar10"``, ``"gtsrb"``, ``"flowers17"``, ...).
-        n (int or None): number of images (None: the whole split — mind the memory).
+        n (int or None): number of images, at most (None: the whole split — mind the memory).
         split (str): default ``"test"``.
         root: data root (default ``$ARTLIB_DATA``).
         **options: loader options of :func:`artlib.data.load_dataset` (e.g. cifar10c ``corruption``, ``severity``).
@@ -189,7 +193,10 @@ def load_images(dataset: str, n: Optional[int], split: str = "test", root=None, 
         >>> x, y = load_images("cifar10", 100)          # 10 test images per class
     """
     from artlib import data
-    ds = data.load_dataset(dataset, split, root=root, subset=n, **options)
+    ds = data.load_dataset(dataset, split, root=root, **options)
+    whole = isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= len(ds)
+    if n is not None and not whole:  # (subset_dataset rejects a bad n: 0, negative, a bool, a string)
+        ds = data.subset_dataset(ds, n)
     items = [ds[i] for i in range(len(ds))]
     return torch.stack([it[0] for it in items]), torch.tensor([int(it[1]) for it in items], dtype=torch.long)
 
@@ -504,7 +511,8 @@ def corruption_accuracy(models: Union[nn.Module, Dict[str, nn.Module]], n: int =
 
     Args:
         models (nn.Module or dict name -> nn.Module): the classifiers.
-        n (int): test images per (corruption, severity) block, class-stratified. Default 200.
+        n (int): test images per (corruption, severity) block, class-stratified (at most: a smaller test set gives
+            all its images). Default 200.
         corruptions (sequence of str, optional): default the 15 of :data:`artlib.corruptions.CORRUPTIONS`.
         severities (sequence of int): default 1..5.
         root: data root. seed (int): noise of the regenerated corruptions. regenerate: see ``CIFAR10C``.
@@ -543,7 +551,8 @@ def corruption_accuracy(models: Union[nn.Module, Dict[str, nn.Module]], n: int =
                 raise
             continue
         N = ds.n
-        pick = data.subset_dataset(_Labels(ds.targets[:N]), n).indices if n is not None else list(range(N))
+        # (a test set smaller than n, e.g. the 20 foolbox images: all of it)
+        pick = data.subset_dataset(_Labels(ds.targets[:N]), n).indices if n is not None and n < N else list(range(N))
         for ci, c in enumerate(group):
             for si, s in enumerate(sevs):
                 items = [ds[(ci * len(sevs) + si) * N + j] for j in pick]

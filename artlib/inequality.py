@@ -351,6 +351,19 @@ def correct_by_all(models: Mapping[str, nn.Module], x: torch.Tensor, y: torch.Te
     return x[idx], y[idx]
 
 
+def expected_images(n: int, pool: int, pool_size: int, selected: int) -> int:
+    """How many selected images a notebook's check expects from :func:`correct_by_all`: ``n`` when the test pool
+    holds the ``pool`` images asked for, else (a data root whose test split is smaller than the pool, e.g. a fresh
+    machine's 20 foolbox images) the ``selected`` ones it offers, at most ``n``.
+
+    Example::
+
+        >>> x, y = correct_by_all(models, x_pool, y_pool, n=500)
+        >>> expected_images(500, 3000, len(y_pool), len(y))       # 500 on the full test set, len(y) on 20 images
+    """
+    return int(n) if int(pool_size) >= int(pool) else min(int(n), int(selected))
+
+
 def accuracy_table(models: Mapping[str, nn.Module], x: torch.Tensor, y: torch.Tensor,
                    batch_size: int = 256) -> pd.DataFrame:
     """Clean accuracy of each model on ``(x, y)``: DataFrame ``model, n, clean_acc`` (fraction)."""

@@ -60,7 +60,9 @@ class Entry:
         outputs: the figures/tables it writes, relative to ``figures/`` (checked after it runs; a missing one makes
             the next run execute it again).
         needs: ``"dataset:split"`` pairs it reads; when the data root lacks one the notebook is skipped with the
-            download command.
+            download command. A notebook that evaluates the zoo's models needs only the test split
+            (:data:`TEST_ONLY`): a model the zoo lacks it trains when the train split is there, else leaves out
+            (:func:`keep_obtainable`); one that trains or reads train images needs ``"<dataset>:train"``.
         stage: one of :data:`STAGES` (``"evaluate"`` unless it trains for others, reads other notebooks' outputs,
             ...); decides the execution order.
         reads: glob patterns under ``figures/`` of other notebooks' outputs it reads (e.g. the scorecard's
@@ -87,22 +89,28 @@ class Entry:
         return self.notebook[:-len(".ipynb")] if self.notebook.endswith(".ipynb") else self.notebook
 
 
+#: The ``needs`` of a notebook that evaluates models on CIFAR-10 test images: the zoo's models, and a model the zoo
+#: lacks trained only when the data root holds the train split, else left out with a note
+#: (:func:`keep_obtainable`), so a fresh machine with just the foolbox test images runs it.
+TEST_ONLY = ("cifar10:test",)
+
 MANIFEST: tuple[Entry, ...] = (
     Entry("00_data_overview.ipynb", outputs=("data_overview.csv",), needs=(), stage="data"),
     Entry("02_train_art.ipynb", outputs=("train_cifar10_art.png", "train_cifar10_art.csv"), stage="train"),
     Entry("03_art_table1_robustness.ipynb", outputs=("art_table1.png", "art_table1.csv"), needs=("cifar10:train", "gtsrb:train")),
-    Entry("04_art_fig3_gradients.ipynb", outputs=("art_fig3_gradients.png", "art_fig3_gradients.csv")),
+    Entry("04_art_fig3_gradients.ipynb", outputs=("art_fig3_gradients.png", "art_fig3_gradients.csv"), needs=TEST_ONLY),
     Entry("05_art_fig4_generation.ipynb", outputs=("art_fig4_generation.png", "art_fig4_generation.csv")),
-    Entry("06_art_table4_fig6_attributions.ipynb", outputs=("art_table4.csv", "art_fig6_cosine.png", "art_fig6_cosine.csv")),
-    Entry("07_art_table3_corruptions.ipynb", outputs=("art_table3.png", "art_table3.csv")),
-    Entry("08_art_sec5_targeted.ipynb", outputs=("art_sec5_targeted.csv", "art_fig10_targeted.png")),
+    Entry("06_art_table4_fig6_attributions.ipynb", outputs=("art_table4.csv", "art_fig6_cosine.png",
+                                                            "art_fig6_cosine.csv"), needs=TEST_ONLY),
+    Entry("07_art_table3_corruptions.ipynb", outputs=("art_table3.png", "art_table3.csv"), needs=TEST_ONLY),
+    Entry("08_art_sec5_targeted.ipynb", outputs=("art_sec5_targeted.csv", "art_fig10_targeted.png"), needs=TEST_ONLY),
     Entry("09_art_adversarial_extras.ipynb", outputs=("art_sec5_attacks.csv", "art_fig14.png", "art_fig14.csv",
-                                                      "art_table6.csv")),
-    Entry("10_art_table5_loss_ablation.ipynb", outputs=("art_table5.png", "art_table5.csv")),
+                                                      "art_table6.csv"), needs=TEST_ONLY),
+    Entry("10_art_table5_loss_ablation.ipynb", outputs=("art_table5.png", "art_table5.csv"), needs=TEST_ONLY),
     Entry("11_art_fig8_9_hyperparameters.ipynb", outputs=("art_fig8_9_hyperparameters.png",
-                                                          "art_fig8_9_hyperparameters.csv")),
+                                                          "art_fig8_9_hyperparameters.csv"), needs=TEST_ONLY),
     Entry("12_art_fig11_12_distributions.ipynb", outputs=("art_fig11_boxplot.png", "art_fig11_boxplot.csv",
-                                                          "art_fig12_eps.png", "art_fig12_eps.csv")),
+                                                          "art_fig12_eps.png", "art_fig12_eps.csv"), needs=TEST_ONLY),
     Entry("13_art_table2_cub_wsol.ipynb", outputs=("art_table2_cub_wsol.csv", "art_table2_cub_wsol.png",
                                                    "art_fig5_cub_boxes.png", "art_fig13_cub_art_boxes.png"),
           needs=("cub200:train", "cub200:test")),
@@ -110,25 +118,27 @@ MANIFEST: tuple[Entry, ...] = (
                                                      "art_fig7_segmentation_masks.png"),
           needs=("cub200:train", "cub200:test")),
     Entry("20_ineq_table1_gini.ipynb", outputs=("ineq_table1_cifar10.png", "ineq_table1_cifar10.csv",
-                                                "ineq_table1_settings_cifar10.csv")),
+                                                "ineq_table1_settings_cifar10.csv"), needs=TEST_ONLY),
     Entry("21_ineq_fig2_attributions.ipynb", outputs=("ineq_fig2_cifar10.png", "ineq_fig5_cifar10.png",
-                                                      "ineq_fig5_stats_cifar10.csv")),
+                                                      "ineq_fig5_stats_cifar10.csv"), needs=TEST_ONLY),
     Entry("22_ineq_fig3_noise.ipynb", outputs=("ineq_fig3_cifar10.png", "ineq_fig3_cifar10.csv",
-                                               "ineq_fig3_settings_cifar10.csv")),
+                                               "ineq_fig3_settings_cifar10.csv"), needs=TEST_ONLY),
     Entry("23_ineq_table2_occlusion.ipynb", outputs=("ineq_fig4_cifar10.png", "ineq_table2_cifar10.csv",
-                                                     "ineq_table2_settings_cifar10.csv")),
-    Entry("24_ineq_table3_attribution_ablation.ipynb", outputs=("ineq_table3_cifar10.png", "ineq_table3_cifar10.csv")),
+                                                     "ineq_table2_settings_cifar10.csv"), needs=TEST_ONLY),
+    Entry("24_ineq_table3_attribution_ablation.ipynb", outputs=("ineq_table3_cifar10.png", "ineq_table3_cifar10.csv"),
+          needs=TEST_ONLY),
     Entry("25_ineq_transfer_autoattack.ipynb", outputs=("ineq_table4_cifar10.csv", "ineq_table5_cifar10.png",
-                                                        "ineq_table5_cifar10.csv")),
-    Entry("26_ineq_l2_and_sparsity.ipynb", outputs=("ineq_a5_a6_cifar10.png", "ineq_a5_a6_cifar10.csv")),
+                                                        "ineq_table5_cifar10.csv"), needs=TEST_ONLY),
+    Entry("26_ineq_l2_and_sparsity.ipynb", outputs=("ineq_a5_a6_cifar10.png", "ineq_a5_a6_cifar10.csv"),
+          needs=TEST_ONLY),
     Entry("27_ineq_class_gini.ipynb", outputs=("ineq_table6_cifar10.png", "ineq_table6_cifar10.csv",
-                                               "ineq_table6_topbottom_cifar10.csv")),
-    Entry("28_ineq_cutout.ipynb", outputs=("ineq_table8_cifar10.png", "ineq_table8_cifar10.csv")),
+                                               "ineq_table6_topbottom_cifar10.csv"), needs=TEST_ONLY),
+    Entry("28_ineq_cutout.ipynb", outputs=("ineq_table8_cifar10.png", "ineq_table8_cifar10.csv"), needs=TEST_ONLY),
     Entry("30_bridge_art_inequality.ipynb", outputs=("bridge_art_inequality.png", "bridge_art_inequality.csv",
                                                      "bridge_art_inequality_seeds.csv",
-                                                     "bridge_art_inequality_paired.csv")),
-    Entry("40_explore_attributions.ipynb", outputs=(), stage="explore"),
-    Entry("41_explore_occlusion_noise.ipynb", outputs=(), stage="explore"),
+                                                     "bridge_art_inequality_paired.csv"), needs=TEST_ONLY),
+    Entry("40_explore_attributions.ipynb", outputs=(), needs=TEST_ONLY, stage="explore"),
+    Entry("41_explore_occlusion_noise.ipynb", outputs=(), needs=TEST_ONLY, stage="explore"),
     Entry("99_scorecard.ipynb", outputs=("scorecard.csv", "scorecard.md", "scorecard.png", "scorecard_summary.csv",
                                          "scorecard_settings.csv"),
           needs=(), stage="summary", reads=("*.csv",)),
@@ -200,18 +210,63 @@ def zoo_name(profile: str, dataset: str, method: str, **overrides) -> Optional[s
     return zoo.match(train.config("reference", dataset, method, **overrides))
 
 
-def missing_data(entry: Entry) -> list[str]:
-    """The ``dataset:split`` pairs of ``entry.needs`` that the data root does not hold."""
+def has_split(dataset: str, split: str) -> bool:
+    """Whether the data root (``$ARTLIB_DATA``) holds ``split`` of ``dataset`` (any source of its loader: a fresh
+    machine's foolbox samples count as the CIFAR-10 test split). A split found once is remembered for the process
+    (listing a large split takes seconds); a missing one is looked for again on every call."""
+    from artlib import data
+    key = (dataset, split, str(data.resolve_root().resolve()))
+    if key in _FOUND_SPLITS:
+        return True
+    try:
+        data.load_dataset(dataset, split)
+    except data.DatasetNotFoundError:
+        return False
+    _FOUND_SPLITS.add(key)
+    return True
+
+
+_FOUND_SPLITS: set = set()
+
+
+def obtainable(profile: str, dataset: str, method: str, **overrides) -> bool:
+    """Whether :func:`get_model` can deliver this model here: the zoo holds it (smoke / reference), or the data root
+    holds the ``train`` split to train it (the smoke-trained fallback, or the paper profile's training)."""
+    return zoo_name(profile, dataset, method, **overrides) is not None or has_split(dataset, "train")
+
+
+def keep_obtainable(profile: str, dataset: str, items: Sequence, spec=None) -> list:
+    """The ``items`` whose model :func:`get_model` can deliver here (:func:`obtainable`), in their order; prints one
+    line naming the others.
+
+    A notebook that evaluates zoo models on test images calls this before building its models: on a data root
+    without the train split (a fresh machine with the foolbox test images) a model the zoo lacks is left out with a
+    note instead of failing in training; with the train split nothing is left out. As the zoo grows, fewer are.
+
+    Args:
+        profile, dataset: as in :func:`get_model`.
+        items: the notebook's models (method names, labels, ``(label, seed)`` pairs ...).
+        spec: ``item -> (method, overrides)`` (default: the item is the method, no overrides).
+
+    Example:
+        >>> methods = keep_obtainable(profile, "cifar10", ["natural", "pgd", "art"])
+    """
     from artlib import data
 
-    missing = []
-    for need in entry.needs:
-        name, split = need.split(":")
-        try:
-            data.load_dataset(name, split)
-        except data.DatasetNotFoundError:
-            missing.append(need)
-    return missing
+    spec = spec or (lambda item: (item, {}))
+    kept, left = [], []
+    for item in items:
+        method, overrides = spec(item)
+        (kept if obtainable(profile, dataset, method, **overrides) else left).append(item)
+    if left:
+        print(f"left out (not in the zoo, and no {dataset} train split under {data.resolve_root()} to train them): "
+              f"{left}")
+    return kept
+
+
+def missing_data(entry: Entry) -> list[str]:
+    """The ``dataset:split`` pairs of ``entry.needs`` that the data root does not hold."""
+    return [need for need in entry.needs if not has_split(*need.split(":"))]
 
 
 def select(only: str | None = None, manifest: Sequence[Entry] | None = None) -> list[Entry]:
@@ -465,7 +520,8 @@ def run(profile: str = "smoke", only: str | None = None, out: str | Path | None 
             lacking = missing_data(entry)
             if lacking:  # e.g. a fresh machine with only the foolbox test images: say so, run the rest
                 skipped.append(entry.notebook)
-                hint = "; ".join(f"python -m artlib data download {n.split(':')[0]}" for n in lacking)
+                names = dict.fromkeys(need.split(":")[0] for need in lacking)   # cub200:train, cub200:test: once
+                hint = "; ".join(f"python -m artlib data download {n}" for n in names)
                 print(f"skip   {entry.notebook}: needs {', '.join(lacking)} under {data.resolve_root()} ({hint})")
                 continue
             ok, why = up_to_date(entry, profile, out_dir, notebooks=nb_dir, artlib_sha=artlib_sha)

@@ -321,18 +321,18 @@ def scatter(card: pd.DataFrame, ncols: int = 4, title: Optional[str] = None):
 
 def save(card: pd.DataFrame, profile: str, name: str = "scorecard", out_dir: str | Path | None = None) -> list[Path]:
     """Write the scorecard as ``<figures>/<name>.csv`` and ``.md`` (:func:`artlib.plots.save_table`) with a
-    ``profile`` column; the Markdown file opens with the profile, the tolerance rule and, on ``"smoke"``,
-    :data:`SMOKE_NOTE`. Returns the two paths."""
+    ``profile`` column; the Markdown file opens with the profile, its note (:data:`PROFILE_NOTES`: what the
+    reproduced numbers are on that profile) and the tolerance rule. Returns the two paths."""
     from artlib import plots
     from artlib.checkpoints import atomic_write
 
-    if profile not in ("smoke", "paper"):
-        raise ValueError(f"unknown profile {profile!r}; choices: ['smoke', 'paper']")
+    if profile not in PROFILE_NOTES:
+        raise ValueError(f"unknown profile {profile!r}; choices: {list(PROFILE_NOTES)}")
     paths = plots.save_table(card.assign(profile=profile), name, out_dir)
     md = paths[1]
     head = [f"# Scorecard: paper vs reproduced ({profile} profile)", ""]
-    if profile == "smoke":
-        head += [f"**{SMOKE_NOTE}**", ""]
+    if PROFILE_NOTES[profile]:
+        head += [f"**{PROFILE_NOTES[profile]}**", ""]
     head += [f"Tolerance rule: {rule_text()}; `difference` = reproduced - paper.", ""]
     text = "\n".join(head) + "\n" + md.read_text(encoding="utf-8")
     atomic_write(md, lambda f: f.write(text.encode()))

@@ -117,5 +117,8 @@ def test_save_writes_csv_and_markdown_with_the_smoke_warning(tmp_path):
     assert "NOT paper-scale" in text and "Tolerance rule" in text and "| t1 " in text
     _, md = scorecard.save(card, "paper", out_dir=tmp_path)
     assert "NOT paper-scale" not in md.read_text()
-    with pytest.raises(ValueError, match="'tiny'"):
+    csv, md = scorecard.save(card, "reference", out_dir=tmp_path)   # the profile the committed figures come from
+    assert pd.read_csv(csv)["profile"].tolist() == ["reference"]
+    assert md.read_text().startswith("# Scorecard: paper vs reproduced (reference profile)\n\n**REFERENCE PROFILE:")
+    with pytest.raises(ValueError, match=r"'tiny'; choices: \['smoke', 'reference', 'paper'\]"):
         scorecard.save(card, "tiny", out_dir=tmp_path)
