@@ -69,6 +69,13 @@ def _as_groups(samples, groups) -> list[np.ndarray]:
     return [data[groups == g] for g in dict.fromkeys(groups.tolist())]
 
 
+def _resample(parts: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """One bootstrap resample of grouped samples: the groups drawn with replacement (when there are several), then
+    the rows within each drawn group."""
+    drawn = [parts[i] for i in rng.integers(0, len(parts), len(parts))] if len(parts) > 1 else parts
+    return np.concatenate([p[rng.integers(0, len(p), len(p))] for p in drawn])
+
+
 def bootstrap_ci(samples, statistic: Callable = None, *, groups: Optional[Sequence] = None, n_boot: int = 2000,
                  level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
     """The statistic of ``samples`` and its percentile bootstrap interval.
@@ -101,11 +108,7 @@ def bootstrap_ci(samples, statistic: Callable = None, *, groups: Optional[Sequen
     if len(whole) < 2:
         return value, float("nan"), float("nan")
     rng = np.random.default_rng(seed)
-    boots = np.empty(int(n_boot))
-    for b in range(int(n_boot)):
-        drawn = [parts[i] for i in rng.integers(0, len(parts), len(parts))] if len(parts) > 1 else parts
-        res = np.concatenate([p[rng.integers(0, len(p), len(p))] for p in drawn])
-        boots[b] = stat(*res.T)
+    boots = np.array([stat(*_resample(parts, rng).T) for _ in range(int(n_boot))])
     lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
     return value, float(lo), float(hi)
 
@@ -131,16 +134,11 @@ def effect(a, b=None, *, paired: bool = True, groups: Optional[Sequence] = None,
         ga = _as_groups(a, groups)
         gb = _as_groups(b, groups_b)
         rng = np.random.default_rng(seed)
-
-        def draw(parts):
-            drawn = [parts[i] for i in rng.integers(0, len(parts), len(parts))] if len(parts) > 1 else parts
-            return np.concatenate([p[rng.integers(0, len(p), len(p))] for p in drawn]).mean()
-
         value = float(a.mean() - b.mean())
         if len(a) < 2 or len(b) < 2:
             lo = hi = float("nan")
         else:
-            boots = np.array([draw(ga) - draw(gb) for _ in range(int(n_boot))])
+            boots = np.array([_resample(ga, rng).mean() - _resample(gb, rng).mean() for _ in range(int(n_boot))])
             lo, hi = (float(q) for q in np.quantile(boots, [(1 - level) / 2, (1 + level) / 2]))
     return {"value": value, "ci_low": lo, "ci_high": hi, "n": int(len(a)), "verdict": verdict(lo, hi)}
 

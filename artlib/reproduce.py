@@ -210,6 +210,9 @@ def zoo_name(profile: str, dataset: str, method: str, **overrides) -> Optional[s
     return zoo.match(train.config("reference", dataset, method, **overrides))
 
 
+_FOUND_SPLITS: set = set()  # (dataset, split, data root) found by has_split in this process
+
+
 def has_split(dataset: str, split: str) -> bool:
     """Whether the data root (``$ARTLIB_DATA``) holds ``split`` of ``dataset`` (any source of its loader: a fresh
     machine's foolbox samples count as the CIFAR-10 test split). A split found once is remembered for the process
@@ -224,9 +227,6 @@ def has_split(dataset: str, split: str) -> bool:
         return False
     _FOUND_SPLITS.add(key)
     return True
-
-
-_FOUND_SPLITS: set = set()
 
 
 def obtainable(profile: str, dataset: str, method: str, **overrides) -> bool:
