@@ -78,6 +78,24 @@ class Checks:
         missing = sorted(set(map(str, required)) - set(map(str, present)))
         self(name, not missing, f"missing {missing}")
 
+    def recomputes(self, name: str, table, samples, keys, columns: dict, tol: float = 1e-3) -> None:
+        """Each row of a saved ``table`` is the mean of its rows in the per-image ``samples`` (the same ``keys``
+        values): ``columns`` maps a table column to ``(samples column, scale)``, e.g. ``{"IN (%)": ("IN", 100)}``.
+        Fails when the per-image file behind the claims table is not the one behind the notebook's table (a stale or
+        truncated ``figures/samples/*.csv``), or a row has no samples. NaN in the table needs no samples."""
+        keys = list(keys)
+        groups = {k if isinstance(k, tuple) else (k,): g for k, g in samples.groupby(keys, sort=False)}
+        bad = []
+        for _, r in table.iterrows():
+            key = tuple(r[k] for k in keys)
+            for col, (src, scale) in columns.items():
+                want = float(r[col])
+                g = groups.get(key)
+                got = float(scale * g[src].mean()) if g is not None and len(g) else float("nan")
+                if not (abs(got - want) <= tol or (np.isnan(got) and np.isnan(want))):
+                    bad.append(f"{'/'.join(map(str, key))} {col}: table {want:.6g}, samples {got:.6g}")
+        self(name, not bad, "; ".join(bad[:5]))
+
     def report(self) -> None:
         """Print ``ok  <name>`` per passed check."""
         for name in self.passed:

@@ -23,11 +23,14 @@ Example:
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from pathlib import Path
+from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
+import pandas as pd
 
-__all__ = ["VERDICTS", "COLUMNS", "verdict", "bootstrap_ci", "effect", "row"]
+__all__ = ["VERDICTS", "COLUMNS", "verdict", "bootstrap_ci", "effect", "compare", "bernoulli", "row",
+           "save_samples", "load_samples", "MissingInput"]
 
 #: The three verdicts, in the order tables list them.
 VERDICTS = ("holds", "contradicted", "inconclusive")
@@ -159,3 +162,128 @@ def row(id: str, paper: str, section: str, claim: str, statistic: str, measured:
     return {"id": id, "paper": paper, "section": section, "claim": claim, "statistic": statistic,
             "value": float(measured["value"]), "ci_low": float(lo), "ci_high": float(hi), "n_images": int(n_images),
             "seeds": " ".join(str(int(s)) for s in seeds), "verdict": verdict(lo, hi), "notebook": notebook}
+
+
+def compare(samples: Mapping[str, np.ndarray], statistic: Callable[[dict], float], *, paired: bool = False,
+            groups: Optional[Mapping[str, Sequence]] = None, n_boot: int = 2000, level: float = 0.95,
+            seed: int = 0) -> dict:
+    """A statistic of several samples' means with its percentile bootstrap interval: the general form of
+    :func:`effect` for claims over more than two cells ("ART above both baselines at every eps", "Gini rises with
+    eps": a slope of the means).
+
+    Args:
+        samples: key -> per-image values ``[n_key]`` (e.g. ``{"ART@8": IN, "PGD-10@8": IN, ...}``).
+        statistic: ``f(means) -> float`` where ``means`` maps each key to its (resampled) mean; sign it so that
+            ``> 0`` supports the claim.
+        paired: the keys hold values of the same images in the same order (equal lengths): each resample draws one
+            set of image rows for every key. Otherwise each key is resampled on its own.
+        groups: optional key -> labels (e.g. seeds) for a two-level bootstrap of that key (independent mode only).
+
+    Returns:
+        dict ``value, ci_low, ci_high, n`` (``n``: the smallest sample) and ``verdict``.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> g = {e: rng.normal(0.5 + 0.01 * e, 0.05, 300) for e in (1, 2, 4, 8)}       # rises with e
+        >>> compare(g, lambda m: np.polyfit(list(m), list(m.values()), 1)[0], paired=False)["verdict"]
+        'holds'
+    """
+    if not samples:
+        raise ValueError("samples must be a non-empty mapping key -> values")
+    keys = list(samples)
+    arrays = {k: np.asarray(samples[k], dtype=float).reshape(-1) for k in keys}
+    if any(len(v) == 0 for v in arrays.values()):
+        raise ValueError(f"empty samples: {[k for k, v in arrays.items() if len(v) == 0]}")
+    if paired and len({len(v) for v in arrays.values()}) != 1:
+        raise ValueError(f"paired samples must have one length, got { {k: len(v) for k, v in arrays.items()} }")
+    value = float(statistic({k: float(v.mean()) for k, v in arrays.items()}))
+    n = min(len(v) for v in arrays.values())
+    if n < 2:
+        return {"value": value, "ci_low": float("nan"), "ci_high": float("nan"), "n": n, "verdict": "inconclusive"}
+    rng = np.random.default_rng(seed)
+    b = int(n_boot)
+    if paired:
+        data = np.stack([arrays[k] for k in keys], axis=1)                       # [n, keys]
+        means = {k: np.empty(b) for k in keys}
+        for s in range(0, b, 256):                                               # [chunk, n] rows per resample
+            m = data[rng.integers(0, len(data), (min(256, b - s), len(data)))].mean(1)
+            for j, k in enumerate(keys):
+                means[k][s:s + len(m)] = m[:, j]
+    else:
+        means = {k: _boot_means(_as_groups(arrays[k], (groups or {}).get(k)), b, rng) for k in keys}
+    boots = np.array([statistic({k: means[k][i] for k in keys}) for i in range(b)], dtype=float)
+    lo, hi = (float(q) for q in np.quantile(boots, [(1 - level) / 2, (1 + level) / 2]))
+    return {"value": value, "ci_low": lo, "ci_high": hi, "n": int(n), "verdict": verdict(lo, hi)}
+
+
+def _boot_means(parts: list[np.ndarray], n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """``n_boot`` bootstrap means of grouped samples (the distribution of :func:`_resample`'s mean), vectorised: the
+    groups drawn with replacement when there are several, then each drawn group resampled. A 0 / 1 group (rates) is
+    resampled as a binomial draw, which is the same law as resampling its rows."""
+    sums = []                                            # per group: [n_boot, slots] resample sums, one per slot
+    slots = len(parts) if len(parts) > 1 else 1
+    for p in parts:
+        v = p[:, 0]
+        if np.isin(v, (0.0, 1.0)).all():
+            sums.append(rng.binomial(len(v), v.mean(), (n_boot, slots)).astype(float))
+        else:
+            sums.append(np.stack([v[rng.integers(0, len(v), (n_boot, len(v)))].sum(1) for _ in range(slots)], 1))
+    if len(parts) == 1:
+        return sums[0][:, 0] / len(parts[0])
+    drawn = rng.integers(0, len(parts), (n_boot, slots))                     # which group fills each slot
+    sizes = np.array([len(p) for p in parts], dtype=float)
+    total = np.zeros(n_boot)
+    for g in range(len(parts)):
+        total += np.where(drawn == g, sums[g], 0.0).sum(1)
+    return total / sizes[drawn].sum(1)
+
+
+def bernoulli(rate: float, n: int) -> np.ndarray:
+    """The per-image 0 / 1 outcomes behind a rate measured on ``n`` images (an accuracy, an error or a success
+    rate): ``round(rate * n)`` ones. Their bootstrap is that of the original outcomes for any statistic of the mean,
+    so a table of rates and counts is enough for an independent (unpaired) interval.
+
+    Example:
+        >>> bernoulli(0.25, 8)
+        array([1., 1., 0., 0., 0., 0., 0., 0.])
+    """
+    n = int(n)
+    if n < 1 or not 0 <= float(rate) <= 1:
+        raise ValueError(f"a rate in [0, 1] on n >= 1 images, got rate {rate!r} on n {n!r}")
+    k = int(round(float(rate) * n))
+    return np.r_[np.ones(k), np.zeros(n - k)]
+
+
+class MissingInput(LookupError):
+    """A claim's per-image samples or table has not been written by its notebook (under this figures folder)."""
+
+
+def _samples_dir(out_dir=None) -> Path:
+    from artlib import plots
+    return plots.figures_dir(out_dir) / "samples"
+
+
+def save_samples(df: pd.DataFrame, name: str, out_dir=None) -> Path:
+    """Write a notebook's per-image results as ``<figures>/samples/<name>.csv`` (atomically), the input of the
+    claims table (:mod:`artlib.claimbook`) and of the notebook's own recomputation check.
+
+    Floats are written with 6 significant digits, so the file does not change with last-bit differences between
+    CPUs. Returns the path.
+
+    Example:
+        >>> save_samples(per_sample.assign(method=label), "art_table1")    # figures/samples/art_table1.csv
+    """
+    from artlib.checkpoints import atomic_write
+    if not isinstance(df, pd.DataFrame) or df.empty:
+        raise ValueError(f"samples {name!r} must be a non-empty DataFrame")
+    out = _samples_dir(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return atomic_write(out / f"{name}.csv", lambda f: f.write(df.to_csv(index=False, float_format="%.6g").encode()))
+
+
+def load_samples(name: str, out_dir=None) -> pd.DataFrame:
+    """The per-image table :func:`save_samples` wrote; :class:`MissingInput` naming the file when it is absent."""
+    path = _samples_dir(out_dir) / f"{name}.csv"
+    if not path.is_file():
+        raise MissingInput(f"samples/{name}.csv is missing")
+    return pd.read_csv(path)

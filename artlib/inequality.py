@@ -505,6 +505,37 @@ def gini_table(attrs: Mapping[str, torch.Tensor], region: int, setting: str = "p
     return pd.DataFrame(rows)
 
 
+def gini_samples(attrs: Mapping[str, torch.Tensor], region: int, setting: str = "paper",
+                 labels: Optional[torch.Tensor] = None) -> pd.DataFrame:
+    """Per-image global and regional Gini (Sec. 3.1; :func:`artlib.metrics.gini_global`, ``gini_regional``) of each
+    model's attributions: the samples behind :func:`gini_table`'s means, for the claims' bootstrap
+    (:mod:`artlib.claims`). Images keep their order, so two models on the same images are paired by ``image``.
+
+    Args:
+        attrs (mapping): label -> attributions ``[B, C, H, W]``. region (int): block side. setting (str): as
+        :func:`gini_table`. labels (tensor, optional): ``[B]`` classes, written as a ``label`` column.
+
+    Returns:
+        DataFrame ``model, image, [label], gini_global, gini_regional`` with one row per model and image.
+
+    Example::
+
+        >>> gini_samples({"standard": a0, "linf-8": a8}, region=4).groupby("model").gini_global.mean()
+    """
+    from artlib import metrics
+    if not isinstance(attrs, Mapping) or not attrs:
+        raise ValueError("attrs must be a non-empty mapping label -> attributions")
+    parts = []
+    for label, a in attrs.items():
+        d = {"model": label, "image": np.arange(a.shape[0])}
+        if labels is not None:
+            d["label"] = labels.detach().cpu().numpy()
+        d["gini_global"] = metrics.gini_global(a, setting=setting).double().cpu().numpy()
+        d["gini_regional"] = metrics.gini_regional(a, region, setting=setting).double().cpu().numpy()
+        parts.append(pd.DataFrame(d))
+    return pd.concat(parts, ignore_index=True)
+
+
 def mass_share(attr: torch.Tensor, fraction: float = 0.05) -> torch.Tensor:
     """Share of the total ``|a|`` held by the top ``fraction`` of each sample's entries (A.3's reading of the Gini:
     "Gini of about 0.95 ... less than 5 % of pixels dominate the prediction").
@@ -568,7 +599,8 @@ def noise_table(models: Mapping[str, nn.Module], x: torch.Tensor, y: torch.Tenso
         batch_size (int, optional): forward batch.
 
     Returns:
-        DataFrame ``model, kind, pixels, error_rate`` (error rate = fraction with ``f(x') != y``).
+        DataFrame ``model, kind, pixels, n, error_rate`` (error rate = fraction of the ``n`` images with
+        ``f(x') != y``).
 
     Example::
 
@@ -583,7 +615,8 @@ def noise_table(models: Mapping[str, nn.Module], x: torch.Tensor, y: torch.Tenso
             for t in thresholds:
                 res = attacks.inductive_noise(m, x, y, attrs[label], int(t), kind, setting=setting, seed=seed,
                                               batch_size=batch_size)
-                rows.append(dict(model=label, kind=kind, pixels=int(t), error_rate=res.success.float().mean().item()))
+                rows.append(dict(model=label, kind=kind, pixels=int(t), n=int(len(y)),
+                                 error_rate=res.success.float().mean().item()))
     return pd.DataFrame(rows)
 
 
@@ -604,8 +637,8 @@ def occlusion_table(models: Mapping[str, nn.Module], x: torch.Tensor, y: torch.T
         batch_size (int, optional): forward batch.
 
     Returns:
-        ``(table, results)``: DataFrame ``model, color, error_rate, mean_count, mean_radius`` (count / radius of
-        the successful budgets) and ``{(label, color): OcclusionResult}``.
+        ``(table, results)``: DataFrame ``model, color, n, error_rate, mean_count, mean_radius`` (``n`` images;
+        count / radius of the successful budgets) and ``{(label, color): OcclusionResult}``.
 
     Example::
 
@@ -620,7 +653,7 @@ def occlusion_table(models: Mapping[str, nn.Module], x: torch.Tensor, y: torch.T
             res = attacks.inductive_occlusion(m, x, y, attrs[label], region, max_count, max_radius, color,
                                               setting=setting, batch_size=batch_size)
             s = res.success
-            rows.append(dict(model=label, color=color, error_rate=s.float().mean().item(),
+            rows.append(dict(model=label, color=color, n=int(len(y)), error_rate=s.float().mean().item(),
                              mean_count=res.count[s].float().mean().item() if s.any() else float("nan"),
                              mean_radius=res.radius[s].float().mean().item() if s.any() else float("nan")))
             results[(label, color)] = res

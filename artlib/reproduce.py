@@ -139,6 +139,8 @@ MANIFEST: tuple[Entry, ...] = (
                                                      "bridge_art_inequality_paired.csv"), needs=TEST_ONLY),
     Entry("40_explore_attributions.ipynb", outputs=(), needs=TEST_ONLY, stage="explore"),
     Entry("41_explore_occlusion_noise.ipynb", outputs=(), needs=TEST_ONLY, stage="explore"),
+    Entry("98_claims.ipynb", outputs=("claims.csv", "claims.md", "claims_dropped.md", "claims.png"), needs=(),
+          stage="summary", reads=("*.csv", "samples/*.csv")),
     Entry("99_scorecard.ipynb", outputs=("scorecard.csv", "scorecard.md", "scorecard.png", "scorecard_summary.csv",
                                          "scorecard_settings.csv"),
           needs=(), stage="summary", reads=("*.csv",)),

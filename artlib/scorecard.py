@@ -39,7 +39,7 @@ from typing import Iterable, Optional, Sequence
 
 import pandas as pd
 
-__all__ = ["ABS_TOL", "REL_TOL", "COLUMNS", "SMOKE_NOTE", "REFERENCE_NOTE", "PROFILE_NOTES", "unit_of", "tolerance", "paper_pairs", "collect_table",
+__all__ = ["ABS_TOL", "REL_TOL", "COLUMNS", "ROW_REASONS", "PROFILE_MODELS", "annotate", "summary_line", "default_profile", "SMOKE_NOTE", "REFERENCE_NOTE", "PROFILE_NOTES", "unit_of", "tolerance", "paper_pairs", "collect_table",
            "collect", "summarize", "SETTING_COLUMNS", "compare_settings", "settings_text", "scatter", "save",
            "rule_text"]
 
@@ -49,7 +49,14 @@ ABS_TOL = {"percent": 5.0, "fraction": 0.05}
 REL_TOL = 0.10
 #: Columns of :func:`collect`'s result.
 COLUMNS = ["table", "row", "metric", "reproduced column", "setting", "unit", "paper", "reproduced", "difference",
-           "tolerance", "within tolerance"]
+           "tolerance", "within tolerance", "paper number", "counted", "comparable", "reason"]
+#: Why a pairing is not like for like, besides the profile's models (:data:`PROFILE_MODELS`): text in a table row.
+ROW_REASONS = (("stand-in", "stand-in data"), ("regenerated", "stand-in data (regenerated locally)"),
+               ("smoke-trained", "a smoke-trained fallback model (not in the zoo, not learned)"))
+#: What each profile's models are, where they are not the papers' (every pairing of that profile is then not like
+#: for like: another architecture and training set).
+PROFILE_MODELS = {"smoke": "another architecture (the zoo's small CNNs on a few images)",
+                  "reference": "another architecture (the zoo's small CNNs trained on the 10k-image subsets)"}
 #: What the scorecard says on the smoke profile.
 SMOKE_NOTE = ("SMOKE PROFILE (the CI pipeline check): these reproduced numbers are NOT paper-scale. They come from the "
               "reference zoo's small CNNs evaluated on a few dozen images with shortened attacks (and, for configs the "
@@ -145,19 +152,27 @@ def collect_table(df: pd.DataFrame, table: str) -> pd.DataFrame:
     pairs = paper_pairs(df)
     labels = _row_labels(df, skip=[r for _, r in pairs])
     setting = df["setting"].astype(str) if "setting" in df.columns else pd.Series(["paper"] * len(df), index=df.index)
+    strings = df.select_dtypes(exclude="number")
+    text = strings.fillna("").astype(str).agg(" ".join, axis=1).str.lower() if strings.shape[1] and len(df) else \
+        pd.Series("", index=df.index)
     rows = []
     for paper_col, rep_col in pairs:
         unit = unit_of(paper_col)
+        metric = _PREFIX.match(paper_col).group(1)
+        steps = [f"attack steps differ ({rep_col} for the paper's {metric})"] if rep_col != metric and \
+            _STEPS.search(metric) else []
         paper, rep = _numeric(df[paper_col]), _numeric(df[rep_col])
         for i, (p, r) in enumerate(zip(paper, rep)):
             if pd.isna(p):
                 continue
             diff = r - p if pd.notna(r) else math.nan
             tol = tolerance(p, unit)
-            rows.append({"table": table, "row": labels[i], "metric": _PREFIX.match(paper_col).group(1),
+            why = steps + [w for key, w in ROW_REASONS if text is not None and key in text.iloc[i]]
+            rows.append({"table": table, "row": labels[i], "metric": metric,
                          "reproduced column": rep_col, "setting": setting.iloc[i], "unit": unit, "paper": float(p),
                          "reproduced": float(r) if pd.notna(r) else math.nan, "difference": diff, "tolerance": tol,
-                         "within tolerance": bool(pd.notna(diff) and abs(diff) <= tol)})
+                         "within tolerance": bool(pd.notna(diff) and abs(diff) <= tol), "paper number": "",
+                         "counted": True, "comparable": not why, "reason": "; ".join(why)})
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -191,16 +206,111 @@ def collect(figures: str | Path | None = None, tables: Optional[Sequence[str]] =
     return pd.concat(parts, ignore_index=True)
 
 
+def _paper_of(table: str) -> Optional[str]:
+    return "art" if table.startswith("art_") else "inequality" if table.startswith("ineq_") else None
+
+
+def annotate(card: pd.DataFrame, profile: str) -> pd.DataFrame:
+    """Mark each pairing with the paper number it compares against, whether it is the one counted, and whether it
+    is like for like.
+
+    - ``paper number``: the transcribed value of ``paper_numbers.yaml`` it matches (``<paper>/<table>/<row ids>/
+      <metric>``): the same value in that paper, disambiguated by the metric name where several match; empty when
+      none or several remain.
+    - ``counted``: each paper number counts once: the first pairing in table order (a main table before the figures
+      and settings tables that repeat it; the ``paper`` setting before the authors' code's); a pairing without a
+      paper number counts on its own.
+    - ``comparable`` / ``reason``: ``False`` with the reasons where it is not like for like: the profile's models
+      (:data:`PROFILE_MODELS`), attack steps that differ, stand-in data or a smoke-trained model (:data:`ROW_REASONS`),
+      a paper number marked ``uncertain``.
+
+    Example::
+
+        >>> card = annotate(collect(), "reference")
+        >>> card[card.counted & card.comparable]          # the numbers the summary line counts
+    """
+    from artlib import paper_numbers
+    if profile not in PROFILE_NOTES:
+        raise ValueError(f"unknown profile {profile!r}; choices: {list(PROFILE_NOTES)}")
+    card = card.copy()
+    if card.empty:
+        return card
+    long = paper_numbers.to_long()
+    ids = [c for c in paper_numbers.ID_KEYS if c in long.columns]
+    long["key"] = [f"{r['paper']}/{r['table']}/" + "/".join(str(r[k]) for k in ids if pd.notna(r[k])) +
+                   f"/{r['metric']}" for _, r in long.iterrows()]
+    keys, uncertain = [], []
+    for _, r in card.iterrows():
+        cand = long[(long.paper == _paper_of(r.table)) & ((long.value - r.paper).abs() < 1e-9)]
+        if len(cand) > 1:
+            cand = cand[cand.metric == r.metric] if (cand.metric == r.metric).any() else cand
+        own = re.search(r"(table\d+|fig\d+)", r.table)
+        if len(cand) > 1 and own and (cand.table == own.group(1)).any():
+            cand = cand[cand.table == own.group(1)]
+        if len(cand) > 1 and cand.metric.nunique() == 1:     # the paper prints the number again (Table 5's ART row)
+            cand = cand.iloc[:1]
+        keys.append(cand.key.iloc[0] if len(cand) == 1 and r.paper != 0 else "")
+        uncertain.append(bool(len(cand) == 1 and cand.uncertain.iloc[0]))
+    card["paper number"] = keys
+    order = card.assign(_settings=card.table.str.contains("settings"), _official=card.setting != "paper",
+                        _figure=~card.table.str.contains(r"table\d")) \
+        .sort_values(["_settings", "_official", "_figure", "table"], kind="stable").index
+    seen, counted = set(), pd.Series(True, index=card.index)
+    for i in order:
+        k = card.at[i, "paper number"]
+        if k and k in seen:
+            counted[i] = False
+        seen.add(k)
+    card["counted"] = counted
+    reasons = []
+    for (_, r), unc in zip(card.iterrows(), uncertain):
+        why = [PROFILE_MODELS[profile]] if profile in PROFILE_MODELS else []
+        why += [w for w in str(r.reason).split("; ") if w and w != "nan"]
+        why += ["paper number marked uncertain in paper_numbers.yaml"] if unc else []
+        reasons.append("; ".join(dict.fromkeys(why)))
+    card["reason"] = reasons
+    card["comparable"] = card.reason == ""
+    return card[COLUMNS]
+
+
 def summarize(card: pd.DataFrame) -> pd.DataFrame:
-    """Per table: numbers compared, how many agree within the tolerance, and the mean |difference|."""
-    cols = ["table", "numbers", "within tolerance", "share within", "mean |difference|"]
+    """Per table: pairings, paper numbers counted (once each), how many agree within the tolerance, the comparable
+    (like-for-like) ones and how many of those agree, and the mean |difference|."""
+    cols = ["table", "numbers", "counted", "within tolerance", "comparable", "comparable within", "share within",
+            "mean |difference|"]
     if card.empty:
         return pd.DataFrame(columns=cols)
+    card = card.assign(_c=card["counted"].astype(bool))
     g = card.groupby("table", sort=True)
-    out = pd.DataFrame({"numbers": g.size(), "within tolerance": g["within tolerance"].sum().astype(int),
+    out = pd.DataFrame({"numbers": g.size(), "counted": g["_c"].sum().astype(int),
+                        "within tolerance": g.apply(lambda t: int((t._c & t["within tolerance"].astype(bool)).sum())),
+                        "comparable": g.apply(lambda t: int((t._c & t.comparable.astype(bool)).sum())),
+                        "comparable within": g.apply(lambda t: int((t._c & t.comparable.astype(bool)
+                                                                    & t["within tolerance"].astype(bool)).sum())),
                         "mean |difference|": g["difference"].apply(lambda d: d.abs().mean())}).reset_index()
-    out["share within"] = out["within tolerance"] / out["numbers"]
+    out["share within"] = out["within tolerance"] / out["counted"].where(out["counted"] > 0)
     return out[cols]
+
+
+def default_profile(figures=None) -> str:
+    """The profile whose tables a figures folder holds when the caller does not say: ``"reference"`` for the
+    committed ``figures/`` (written by ``make reproduce``), ``"smoke"`` for any other (CI's ``$ARTLIB_FIGURES``)."""
+    from artlib import plots
+    folder = Path(figures) if figures else plots.figures_dir()
+    return "reference" if folder.resolve() == plots.FIGURES.resolve() else "smoke"
+
+
+def summary_line(card: pd.DataFrame, profile: str) -> str:
+    """One line per profile: ``"reference: N of M comparable numbers within tolerance (...)"``, each paper number
+    counted once, with the count of the others and their reasons."""
+    c = card[card["counted"].astype(bool)]
+    comp = c[c.comparable.astype(bool)]
+    within = int(comp["within tolerance"].astype(bool).sum())
+    reasons = pd.Series([w for r in c[~c.comparable.astype(bool)].reason for w in str(r).split("; ") if w])
+    why = ", ".join(f"{k}: {v}" for k, v in reasons.value_counts().items())
+    return (f"{profile}: {within} of {len(comp)} comparable numbers within tolerance ({len(c)} paper numbers, each "
+            f"counted once, of {len(card)} pairings; {len(c) - len(comp)} not like for like" +
+            (f" -- {why}" if why else "") + ")")
 
 
 SETTING_COLUMNS = ["table", "setting", "numbers", "within tolerance", "mean |difference|", "closest"]
@@ -334,6 +444,8 @@ def save(card: pd.DataFrame, profile: str, name: str = "scorecard", out_dir: str
     if PROFILE_NOTES[profile]:
         head += [f"**{PROFILE_NOTES[profile]}**", ""]
     head += [f"Tolerance rule: {rule_text()}; `difference` = reproduced - paper.", ""]
+    if {"counted", "comparable"} <= set(card.columns) and len(card):
+        head += [summary_line(card, profile) + ".", ""]
     text = "\n".join(head) + "\n" + md.read_text(encoding="utf-8")
     atomic_write(md, lambda f: f.write(text.encode()))
     return paths

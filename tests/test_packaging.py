@@ -176,3 +176,30 @@ def test_cli_notebook_reports_a_failure_in_one_line(tmp_path):
     assert "unknown parameter 'epoch' of this notebook (did you mean 'epochs'?); its parameters: epochs, profile" \
         in info.value.evalue
     assert reproduce.notebook_error(info.value).startswith("at cell ")
+
+
+# Decimal numbers a notebook's prose may carry that are neither the papers' numbers nor section numbers: settings.
+_PROSE_SETTINGS = {"09_art_adversarial_extras": {"0.01"}, "11_art_fig8_9_hyperparameters": {"0.75"},
+                   "13_art_table2_cub_wsol": {"0.2", "0.1"}, "14_art_fig7_segmentation": {"0.2"},
+                   "25_ineq_transfer_autoattack": {"1.20"}}
+_SECTIONS = {f"{a}.{b}" for a in range(1, 7) for b in range(1, 6)}
+
+
+def test_notebook_prose_quotes_no_result():
+    """Markdown cells quote the papers' numbers (paper_numbers.yaml), section numbers and settings, never a result of
+    a run: those are printed from the tables (a hand-typed result goes stale, as notebook 99's once did)."""
+    import json
+
+    from artlib import paper_numbers
+    paper = {round(float(x), 4) for v in paper_numbers.to_long().value for x in (v, 100 * v, v / 100)}
+    bad = []
+    for nb in sorted(reproduce.NOTEBOOKS.glob("*.ipynb")):
+        allowed = _PROSE_SETTINGS.get(nb.stem, set())
+        for i, cell in enumerate(json.loads(nb.read_text())["cells"]):
+            if cell["cell_type"] != "markdown":
+                continue
+            for m in re.finditer(r"(?<![\w./])(\d+\.\d+)(?![\w/])", "".join(cell["source"])):
+                x = m.group(1)
+                if x not in allowed and x not in _SECTIONS and round(float(x), 4) not in paper:
+                    bad.append(f"{nb.name} cell {i}: {x}")
+    assert not bad, bad

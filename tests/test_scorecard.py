@@ -94,7 +94,8 @@ def test_collect_reads_csvs_tolerates_missing_and_skips_its_own(tmp_path):
     assert list(card["table"]) == ["t2", "t2"] and list(card["within tolerance"]) == [True, False]
     assert scorecard.collect(tmp_path, tables=["t2", "not_run_yet"]).shape[0] == 2
     summary = scorecard.summarize(card)
-    assert summary.to_dict("records") == [{"table": "t2", "numbers": 2, "within tolerance": 1, "share within": 0.5,
+    assert summary.to_dict("records") == [{"table": "t2", "numbers": 2, "counted": 2, "within tolerance": 1,
+                                           "comparable": 2, "comparable within": 1, "share within": 0.5,
                                            "mean |difference|": pytest.approx(0.225)}]
     assert scorecard.summarize(scorecard.collect(tmp_path / "none")).empty
 
@@ -122,3 +123,52 @@ def test_save_writes_csv_and_markdown_with_the_smoke_warning(tmp_path):
     assert md.read_text().startswith("# Scorecard: paper vs reproduced (reference profile)\n\n**REFERENCE PROFILE:")
     with pytest.raises(ValueError, match=r"'tiny'; choices: \['smoke', 'reference', 'paper'\]"):
         scorecard.save(card, "tiny", out_dir=tmp_path)
+
+
+def _tables(tmp_path):
+    """Table 1 (ART CIFAR-10 IN, paper 92.9) in two settings, repeated by a figure and a settings table; a PGD-10
+    column paired with the paper's PGD-40; a stand-in row; an uncertain Inequality number (paper_numbers.yaml)."""
+    from artlib import paper_numbers
+    unc = paper_numbers.to_long("inequality")
+    unc = unc[unc.uncertain].iloc[0]
+    pd.DataFrame({"dataset": ["cifar10"] * 2, "method": ["ART"] * 2, "setting": ["paper", "official"],
+                  "IN (%)": [90.0, 60.0], "paper IN (%)": [92.9, 92.9], "PGD-10 acc (%)": [40.0, 41.0],
+                  "paper PGD-40 acc (%)": [37.58, 37.58]}).to_csv(tmp_path / "art_table1.csv", index=False)
+    pd.DataFrame({"method": ["ART"], "metric": ["IN"], "mean (%)": [91.0], "paper mean (%)": [92.9]}).to_csv(
+        tmp_path / "art_fig11_boxplot.csv", index=False)
+    pd.DataFrame({"model": ["x"], "ground truth": ["CUB box mask (stand-in)"], "Top-1 Seg": [0.5],
+                  "paper Top-1 Seg": [0.604]}).to_csv(tmp_path / "art_fig7_segmentation.csv", index=False)
+    pd.DataFrame({"model": ["m"], unc.metric: [unc.value], "paper " + unc.metric: [unc.value]}).to_csv(
+        tmp_path / "ineq_tablex_cifar10.csv", index=False)
+    return unc
+
+
+def test_each_paper_number_counts_once_main_table_and_paper_setting_first(tmp_path):
+    _tables(tmp_path)
+    card = scorecard.annotate(scorecard.collect(tmp_path), "paper")
+    in_rows = card[card.paper == 92.9]
+    assert len(in_rows) == 3 and in_rows["paper number"].nunique() == 1 and in_rows.counted.sum() == 1
+    first = in_rows[in_rows.counted].iloc[0]
+    assert first.table == "art_table1" and first.setting == "paper"
+    # the summary counts paper numbers, not pairings: within tolerance once, although all three pairings are
+    s = scorecard.summarize(card).set_index("table")
+    assert s.loc["art_table1", "counted"] == 2 and s.loc["art_fig11_boxplot", "counted"] == 0
+
+
+def test_comparability_reasons_and_the_summary_line(tmp_path):
+    unc = _tables(tmp_path)
+    card = scorecard.annotate(scorecard.collect(tmp_path), "paper")
+    by = {(r.table, r.metric): r for r in card[card.counted].itertuples()}
+    assert by[("art_table1", "IN (%)")].comparable
+    assert "attack steps differ (PGD-10 acc (%) for the paper's PGD-40 acc (%))" in \
+        by[("art_table1", "PGD-40 acc (%)")].reason
+    assert by[("art_fig7_segmentation", "Top-1 Seg")].reason == "stand-in data"
+    assert by[("ineq_tablex_cifar10", unc.metric)].reason == "paper number marked uncertain in paper_numbers.yaml"
+    line = scorecard.summary_line(card, "paper")
+    assert line.startswith("paper: 1 of 1 comparable numbers within tolerance (4 paper numbers, each counted once, "
+                           "of 7 pairings; 3 not like for like")
+    ref = scorecard.annotate(scorecard.collect(tmp_path), "reference")
+    assert not ref.comparable.any() and ref.reason.str.startswith("another architecture").all()
+    assert scorecard.summary_line(ref, "reference").startswith("reference: 0 of 0 comparable numbers")
+    with pytest.raises(ValueError, match="unknown profile 'ref'"):
+        scorecard.annotate(card, "ref")
