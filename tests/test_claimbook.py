@@ -152,3 +152,26 @@ def test_readme_verdicts_are_rendered_from_the_committed_claims_table(tmp_path):
     assert block == claimbook.readme_block(rows).strip(), \
         "README's claims block is stale: python -c 'from artlib import claimbook; claimbook.update_readme()'"
     assert set(rows.columns) == set(claims.COLUMNS) and len(rows) == len(claimbook.CLAIMS)
+
+
+def test_claims_notebook_check_fails_on_a_broken_input(tmp_path):
+    """Notebook 98 on the committed reference outputs, with one per-image file edited so that it no longer reproduces
+    its notebook's table: its checked cell fails (one line at the CLI) on exactly that check."""
+    import shutil
+    import subprocess
+    import sys
+
+    from artlib import plots
+    for f in plots.FIGURES.glob("*.csv"):
+        shutil.copy(f, tmp_path / f.name)
+    shutil.copytree(plots.FIGURES / "samples", tmp_path / "samples")
+    s = pd.read_csv(tmp_path / "samples" / "ineq_table1_cifar10.csv")
+    s.loc[s.model == "linf-8", "gini_global"] += 0.01
+    s.to_csv(tmp_path / "samples" / "ineq_table1_cifar10.csv", index=False)
+    nb = plots.ROOT / "notebooks" / "98_claims.ipynb"
+    r = subprocess.run([sys.executable, "-m", "artlib", "notebook", str(nb), str(tmp_path / "out.ipynb"),
+                        "--no-progress", "-p", "profile", "reference"], capture_output=True, text=True,
+                       cwd=plots.ROOT / "notebooks", env={**__import__("os").environ, "ARTLIB_FIGURES": str(tmp_path)})
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert "check failed: samples/ineq_table1_cifar10.csv reproduces ineq_table1_cifar10.csv" in r.stderr
+    assert "small-cnn/linf-8 gini_global: table" in r.stderr
