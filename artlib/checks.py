@@ -57,6 +57,17 @@ class Checks:
         self(f"{name}: accuracy above chance (binomial p < {alpha:g})", p < alpha,
              f"accuracy {accuracy:.4f} on {n} images, chance {1 / num_classes:.4f}, p = {p:.3g}")
 
+    def at_recorded_accuracy(self, name: str, entry: str, accuracy: float, index) -> None:
+        """Zoo model ``entry`` classifies the test images ``index`` (:func:`artlib.evaluate.image_index`) as well as
+        when it was recorded (:func:`artlib.zoo.recorded_accuracy`), within 1 point or one image, whichever is more
+        (last-bit differences between CPUs' kernels may flip a borderline image). Fails for wrong weights, data or
+        preprocessing."""
+        from artlib import zoo
+        rec = zoo.recorded_accuracy(entry, index)
+        tol = max(0.01, 1.0 / len(index)) + 1e-9
+        self(f"{name}: at its recorded accuracy on the same {len(index)} images (within 1 point or 1 image)",
+             abs(float(accuracy) - rec) <= tol, f"accuracy {float(accuracy):.4f}, recorded {rec:.4f}")
+
     def lower(self, name: str, attacked: float, clean: float) -> None:
         """An attack lowered what it attacks: ``attacked < clean``."""
         self(name, float(attacked) < float(clean), f"attacked {attacked:.4f}, clean {clean:.4f}")

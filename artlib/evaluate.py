@@ -42,10 +42,11 @@ import math
 import numbers
 from typing import Dict, NamedTuple, Optional, Sequence, Union
 
+import numpy as np
 import torch
 import torch.nn as nn
 
-__all__ = ["MAP_METHODS", "method_label", "with_paper_values", "load_images", "predict", "accuracy", "robust_accuracy", "attribution_robustness",
+__all__ = ["MAP_METHODS", "method_label", "with_paper_values", "load_images", "image_index", "predict", "accuracy", "robust_accuracy", "attribution_robustness",
            "summarize_robustness", "attribution_maps", "gradient_image_cosine", "corruption_accuracy",
            "GenerationResult", "class_seed_sampler", "generate_class_conditional",
            "derangement", "targeted_attribution_robustness", "attack_accuracy", "accuracy_vs_eps", "transfer_matrix",
@@ -202,6 +203,23 @@ def load_images(dataset: str, n: Optional[int], split: str = "test", root=None, 
 
 
 @torch.no_grad()
+def image_index(dataset: str, n: Optional[int], split: str = "test", root=None) -> np.ndarray:
+    """The positions in the split of the images :func:`load_images` returns for ``(dataset, n, split)``, in the same
+    order (e.g. to look up a zoo model's recorded per-image accuracy, :func:`artlib.zoo.recorded_accuracy`).
+
+    Example::
+
+        >>> image_index("cifar10", 20)[:3]
+        array([0, 1, 2])
+    """
+    from artlib import data
+    ds = data.load_dataset(dataset, split, root=root)
+    whole = isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= len(ds)
+    if n is None or whole:
+        return np.arange(len(ds))
+    return np.asarray(data.subset_dataset(ds, n).indices, dtype=np.int64)
+
+
 def predict(model: nn.Module, x: torch.Tensor, batch_size: Optional[int] = 256) -> torch.Tensor:
     """Predicted labels ``[B]`` of ``model`` (eval mode, restored) on ``x``, ``batch_size`` images per pass."""
     if not isinstance(x, torch.Tensor) or x.dim() != 4:

@@ -27,6 +27,7 @@ Example:
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
 import platform
@@ -37,13 +38,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import torch
 from torch import nn
 
 from artlib import checkpoints
 
 __all__ = ["ZOO_DIR", "FLOORS", "NOTES", "floors", "Spec", "SPECS", "specs", "spec", "entries", "entry", "load", "match", "train_entry",
-           "verify", "report", "MAX_FILE_BYTES", "MAX_TOTAL_BYTES", "PGD_EVAL", "ZooError"]
+           "verify", "report", "MAX_FILE_BYTES", "MAX_TOTAL_BYTES", "PGD_EVAL", "ZooError", "pack", "test_correct",
+           "recorded_accuracy", "record_test_correct"]
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Where the committed checkpoints live (``$ARTLIB_ZOO`` overrides it, e.g. for tests).
@@ -306,9 +309,74 @@ def measure(model: nn.Module, dataset: str, cfg=None, n_pgd: Optional[int] = Non
     n = min(len(y), int(n_pgd or pgd["n"]))
     pgd.pop("n")
     xa, ya = tensors(data.subset_dataset(ds, n)) if n < len(y) else (x, y)
-    return {"test_accuracy": evaluate.accuracy(model, x, y), "n_test": int(len(y)),
+    correct = evaluate.predict(model, x) == y
+    return {"test_accuracy": float(correct.float().mean()), "n_test": int(len(y)), "test_correct": pack(correct),
             "pgd20_accuracy": evaluate.robust_accuracy(model, xa, ya, seed=0, **pgd), "n_pgd": int(len(ya)),
             "pgd20": {k: float(v) for k, v in pgd.items()}}
+
+
+def pack(correct) -> str:
+    """Per-image 0 / 1 outcomes (test split order) as base64 of their packed bits (1,668 characters for 10,000)."""
+    bits = np.packbits(np.asarray(correct, dtype=bool).reshape(-1))
+    return base64.b64encode(bits.tobytes()).decode("ascii")
+
+
+def test_correct(name: str) -> np.ndarray:
+    """Which test images (whole shared test split, dataset order) zoo entry ``name`` classified correctly when it was
+    recorded: bool ``[n_test]``. :class:`ZooError` when the sidecar predates the record (``record_test_correct``)."""
+    e = entry(name)
+    meta = checkpoints.read_meta(_path(name)) or {}
+    m = meta.get("metrics") or {}
+    if "test_correct" not in m:
+        raise ZooError(f"zoo entry {name!r} has no per-image test record; run artlib.zoo.record_test_correct()")
+    bits = np.unpackbits(np.frombuffer(base64.b64decode(m["test_correct"]), dtype=np.uint8))
+    return bits[:int(e["n_test"])].astype(bool)
+
+
+def recorded_accuracy(name: str, index) -> float:
+    """The recorded accuracy of zoo entry ``name`` on the test images ``index`` (positions in the shared test split,
+    e.g. :func:`artlib.evaluate.image_index`): what a notebook evaluating those images must find again.
+
+    Example::
+
+        >>> recorded_accuracy("cifar10-art-s0", evaluate.image_index("cifar10", 500))
+    """
+    idx = np.asarray(index, dtype=np.int64).reshape(-1)
+    rec = test_correct(name)
+    if len(idx) == 0 or idx.min() < 0 or idx.max() >= len(rec):
+        raise ValueError(f"index must hold positions in [0, {len(rec)}) of the test split, got {len(idx)} values")
+    return float(rec[idx].mean())
+
+
+def record_test_correct(names=None) -> list:
+    """Add the per-image test record (:func:`test_correct`) to the sidecars that lack it, from the committed
+    weights on the data root's test split; the recorded clean accuracy must agree (the same images: within 1e-4).
+    Returns the names updated."""
+    from artlib import data, evaluate
+    done = []
+    for e in entries():
+        if names is not None and e["name"] not in names:
+            continue
+        path = _path(e["name"])
+        meta = checkpoints.read_meta(path)
+        if "test_correct" in (meta.get("metrics") or {}):
+            continue
+        model = load(e["name"])
+        from artlib import train
+        ds = data.load_dataset(e["dataset"], "test", transform=train.input_transform(e["config"], "test"))
+        items = [ds[i] for i in range(len(ds))]
+        x = torch.stack([it[0] for it in items])
+        y = torch.tensor([int(it[1]) for it in items], dtype=torch.long)
+        correct = evaluate.predict(model, x) == y
+        acc = float(correct.float().mean())
+        if len(y) != e["n_test"] or abs(acc - e["test_accuracy"]) > 1e-4:
+            raise ZooError(f"{e['name']}: accuracy {acc:.4f} on {len(y)} test images, recorded "
+                           f"{e['test_accuracy']:.4f} on {e['n_test']}: not the recorded data or weights")
+        meta["metrics"]["test_correct"] = pack(correct)
+        text = json.dumps(meta, indent=2, sort_keys=False) + "\n"
+        checkpoints.atomic_write(checkpoints.sidecar_path(path), lambda f: f.write(text.encode("utf-8")))
+        done.append(e["name"])
+    return done
 
 
 def train_entry(name: str, threads: Optional[int] = None, progress: bool = True) -> dict:

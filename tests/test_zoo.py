@@ -117,6 +117,32 @@ def test_recorded_accuracy_recomputes(shared_data):
 
 
 @needs_zoo
+def test_per_image_record_matches_the_recorded_accuracy():
+    for e in TRAINED:
+        rec = zoo.test_correct(e["name"])
+        assert len(rec) == e["n_test"] and rec.mean() == pytest.approx(e["test_accuracy"], abs=1e-6), e["name"]
+    with pytest.raises(ValueError, match="positions in"):
+        zoo.recorded_accuracy(TRAINED[0]["name"], [TRAINED[0]["n_test"]])
+
+
+@needs_zoo
+@pytest.mark.shared_data
+def test_recorded_accuracy_on_a_subset_is_what_a_notebook_finds_and_the_check_can_fail(shared_data):
+    """The notebooks' check: a zoo model evaluated on the first 200 class-stratified test images is at its recorded
+    accuracy on those images; another model's record (or wrong weights) fails it."""
+    from artlib import checks, evaluate
+    x, y = evaluate.load_images("cifar10", 200)
+    idx = evaluate.image_index("cifar10", 200)
+    assert len(idx) == 200 and len(set(idx.tolist())) == 200
+    acc = evaluate.accuracy(zoo.load("cifar10-natural-s0"), x, y)
+    assert acc == pytest.approx(zoo.recorded_accuracy("cifar10-natural-s0", idx), abs=1e-6)   # float32 mean
+    c = checks.Checks()
+    c.at_recorded_accuracy("natural", "cifar10-natural-s0", acc, idx)
+    with pytest.raises(AssertionError, match="at its recorded accuracy on the same 200 images"):
+        c.at_recorded_accuracy("natural, checked against ART's record", "cifar10-art-s0", acc, idx)
+
+
+@needs_zoo
 @pytest.mark.shared_data
 @pytest.mark.slow
 def test_cheapest_entry_retrains_bitwise(shared_data, tmp_path, monkeypatch):
