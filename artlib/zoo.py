@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import platform
@@ -46,7 +47,7 @@ from artlib import checkpoints
 
 __all__ = ["ZOO_DIR", "FLOORS", "NOTES", "floors", "Spec", "SPECS", "specs", "spec", "entries", "entry", "load", "match", "train_entry",
            "verify", "report", "MAX_FILE_BYTES", "MAX_TOTAL_BYTES", "PGD_EVAL", "ZooError", "pack", "test_correct",
-           "recorded_accuracy", "record_test_correct"]
+           "recorded_accuracy", "record_test_correct", "split_fingerprint", "same_test_split"]
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Where the committed checkpoints live (``$ARTLIB_ZOO`` overrides it, e.g. for tests).
@@ -311,6 +312,7 @@ def measure(model: nn.Module, dataset: str, cfg=None, n_pgd: Optional[int] = Non
     xa, ya = tensors(data.subset_dataset(ds, n)) if n < len(y) else (x, y)
     correct = evaluate.predict(model, x) == y
     return {"test_accuracy": float(correct.float().mean()), "n_test": int(len(y)), "test_correct": pack(correct),
+            "test_split": split_fingerprint(ds),
             "pgd20_accuracy": evaluate.robust_accuracy(model, xa, ya, seed=0, **pgd), "n_pgd": int(len(ya)),
             "pgd20": {k: float(v) for k, v in pgd.items()}}
 
@@ -319,6 +321,22 @@ def pack(correct) -> str:
     """Per-image 0 / 1 outcomes (test split order) as base64 of their packed bits (1,668 characters for 10,000)."""
     bits = np.packbits(np.asarray(correct, dtype=bool).reshape(-1))
     return base64.b64encode(bits.tobytes()).decode("ascii")
+
+
+def split_fingerprint(ds) -> str:
+    """``"<source>:<n>:<sha256 of the labels, 16 hex>"`` of a test split: which images a per-image record refers to
+    (the shared JPEG subset, the official batches and a fresh machine's 20 foolbox images all differ)."""
+    labels = np.asarray(ds.targets, dtype=np.int64)
+    return f"{getattr(ds, 'source', 'unknown')}:{len(labels)}:{hashlib.sha256(labels.tobytes()).hexdigest()[:16]}"
+
+
+def same_test_split(name: str, root=None) -> bool:
+    """Whether the data root's test split of zoo entry ``name``'s dataset is the one its per-image record was made
+    on (:func:`split_fingerprint`), i.e. whether :func:`recorded_accuracy` applies to it."""
+    from artlib import data
+    e = entry(name)
+    m = (checkpoints.read_meta(_path(name)) or {}).get("metrics") or {}
+    return m.get("test_split") == split_fingerprint(data.load_dataset(e["dataset"], "test", root=root))
 
 
 def test_correct(name: str) -> np.ndarray:
@@ -359,7 +377,7 @@ def record_test_correct(names=None) -> list:
             continue
         path = _path(e["name"])
         meta = checkpoints.read_meta(path)
-        if "test_correct" in (meta.get("metrics") or {}):
+        if {"test_correct", "test_split"} <= set(meta.get("metrics") or {}):
             continue
         model = load(e["name"])
         from artlib import train
@@ -373,6 +391,7 @@ def record_test_correct(names=None) -> list:
             raise ZooError(f"{e['name']}: accuracy {acc:.4f} on {len(y)} test images, recorded "
                            f"{e['test_accuracy']:.4f} on {e['n_test']}: not the recorded data or weights")
         meta["metrics"]["test_correct"] = pack(correct)
+        meta["metrics"]["test_split"] = split_fingerprint(ds)
         text = json.dumps(meta, indent=2, sort_keys=False) + "\n"
         checkpoints.atomic_write(checkpoints.sidecar_path(path), lambda f: f.write(text.encode("utf-8")))
         done.append(e["name"])

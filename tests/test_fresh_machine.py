@@ -72,3 +72,13 @@ def test_a_test_only_notebook_runs_end_to_end_on_a_fresh_machine(fresh_root, tmp
     assert "ok     20_ineq_table1_gini.ipynb" in out and "skip" not in out
     assert (tmp_path / "figures" / "ineq_table1_cifar10.csv").is_file()
     assert (tmp_path / "runs" / "20_ineq_table1_gini.ipynb").is_file()
+
+
+def test_recorded_accuracy_is_compared_only_on_the_recorded_test_split(fresh_root):
+    """A zoo model's per-image record refers to the shared 10k test split: on the 20 foolbox images the notebooks'
+    check says it does not compare (instead of failing on other images), and the record is not consulted."""
+    from artlib import checks, zoo
+    assert not zoo.same_test_split("cifar10-natural-s0")
+    c = checks.Checks()
+    c.at_recorded_accuracy("natural", "cifar10-natural-s0", 0.123, [0, 1])
+    assert c.passed == ["natural: the data root's test split is not the one recorded (accuracy not compared)"]
