@@ -644,7 +644,8 @@ def _ineq_claims() -> list:
                     paired=True))
 
     def toy(src):
-        g = metrics.gini(torch_tensor([[0, 0, 0, 1, 1], [0, 0, 0, 1, 1000]])).double().numpy()
+        import torch
+        g = metrics.gini(torch.tensor([[0, 0, 0, 1, 1], [0, 0, 0, 1, 1000]], dtype=torch.float64)).numpy()
         return {"err": np.array([max(abs(g[0] - 0.6), abs(g[1] - 0.799))])}
     out.append(_row("ineq.a3.gini_toy_values", "The Sec. 3.1 Gini gives 0.6 for [0,0,0,1,1] and 0.799 for "
                     "[0,0,0,1,1000].", "0.001 - max |Gini - the paper's value| over the two vectors (exact, no "
@@ -658,11 +659,6 @@ def _ineq_claims() -> list:
                                  for c in ("gini_global", "gini_global_clipped")},
                     _diff("gini_global", "gini_global_clipped"), paired=True))
     return out
-
-
-def torch_tensor(v):
-    import torch
-    return torch.tensor(v, dtype=torch.float64)
 
 
 #: Every tested row, ART first.
