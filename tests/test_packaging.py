@@ -203,3 +203,13 @@ def test_notebook_prose_quotes_no_result():
                 if x not in allowed and x not in _SECTIONS and round(float(x), 4) not in paper:
                     bad.append(f"{nb.name} cell {i}: {x}")
     assert not bad, bad
+
+
+def test_license_is_an_spdx_expression_with_its_file():
+    """PEP 639: ``project.license`` as a TOML table is deprecated in setuptools (a warning on every install, an error
+    from February 2027); an SPDX string needs setuptools >= 77 in the build requirements."""
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert meta["project"]["license"] == "MIT"
+    assert all((ROOT / f).is_file() for f in meta["project"]["license-files"])
+    req = next(r for r in meta["build-system"]["requires"] if r.startswith("setuptools"))
+    assert req.replace(" ", "") == "setuptools>=77"
