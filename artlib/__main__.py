@@ -158,8 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reproduce", help="execute the notebooks of the manifest with papermill")
     p.add_argument("--profile", choices=("smoke", "reference", "paper"), default="reference",
-                   help="reference (default): the zoo's learned models, the papers' settings on more images (~45 min "
-                        "on 2 CPU cores); smoke: the CI pipeline check (zoo models, few images); paper: GPU")
+                   help="reference (default): the zoo's learned models, the papers' settings on more images (2 CPU "
+                        "cores; benchmarks/results/reference.md); smoke: the CI pipeline check (zoo models, few "
+                        "images); paper: GPU")
     p.add_argument("--only", default=None, help="run only notebooks whose name contains this pattern")
     p.add_argument("--out", default=None, help="folder for executed notebooks (default runs/<profile>)")
     p.add_argument("--jobs", type=_int_at_least(1), default=1, help="notebooks to run at once (int >= 1)")

@@ -149,7 +149,7 @@ def measure(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, x_acc: torch.
             x_att: Optional[torch.Tensor] = None, y_att: Optional[torch.Tensor] = None, region: int = 4,
             max_count: int = 10, max_radius: int = 4, colors: Sequence[str] = ("black", "grey", "white"),
             noise_pixels: int = 102, pgd: Optional[Mapping] = None, ifia: Optional[Mapping] = None,
-            setting: str = "paper", seed: int = 0) -> dict:
+            setting: str = "paper", seed: int = 0, samples: bool = False):
     r"""One model's row of the study: the Inequality paper's measures and ART's.
 
     * Gini of the Integrated-Gradients attributions of ``(x, y)`` with the Inequality paper's settings (A.8: 20 steps,
@@ -182,9 +182,14 @@ def measure(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, x_acc: torch.
         ifia (mapping, optional): :func:`artlib.evaluate.attribution_robustness` keywords. Default ART A.3.5.
         setting (str): ``"paper"`` (default) or ``"released"`` for the Inequality measures. seed (int): noise /
             baseline / random-start seed. Default 0.
+        samples (bool): also return the per-image values behind the Gini and IN / K means (for the claims'
+            bootstrap, :mod:`artlib.claims`).
 
     Returns:
-        dict with ``n`` (images of ``x``), :data:`METRICS` (fractions) and ``n_attacked`` (images IFIA attacked).
+        dict with ``n`` (images of ``x``), :data:`METRICS` (fractions) and ``n_attacked`` (images IFIA attacked);
+        with ``samples=True`` the pair ``(row, per_image)``, ``per_image`` a DataFrame ``kind, image, gini_global,
+        gini_regional, IN, K``: ``kind`` ``"gini"`` rows (``image``: position in ``x``) and ``"ifia"`` rows
+        (``image``: position in ``x_att`` of an attacked image), NaN in the other kind's columns.
 
     Example::
 
@@ -217,11 +222,17 @@ def measure(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, x_acc: torch.
     rob = evaluate.attribution_robustness(model, x_att, y_att, seed=seed, **ifia)
     row.update(IN=float(rob["IN"].mean()) if len(rob) else math.nan,
                K=float(rob["K"].mean()) if len(rob) else math.nan, n_attacked=int(len(rob)))
-    return row
+    if not samples:
+        return row
+    gini = ineq.gini_samples(attrs, region, setting).drop(columns="model").assign(kind="gini")
+    ifia_rows = pd.DataFrame({"kind": "ifia", "image": rob["index"].to_numpy(int), "IN": rob["IN"].to_numpy(float),
+                              "K": rob["K"].to_numpy(float)})
+    per_image = pd.concat([gini, ifia_rows], ignore_index=True)
+    return row, per_image[["kind", "image", "gini_global", "gini_regional", "IN", "K"]]
 
 
 def measure_study(models: Mapping, x_pool: torch.Tensor, y_pool: torch.Tensor, n_images: int, *,
-                  images: str = "common", progress: bool = False, **kw) -> pd.DataFrame:
+                  images: str = "common", progress: bool = False, samples: bool = False, **kw):
     """:func:`measure` for every ``(label, seed)`` model on correctly classified pool images.
 
     * ``images="common"`` (the paper's protocol, Inequality Sec. 4.1: "images ... correctly classified by all the
@@ -237,10 +248,14 @@ def measure_study(models: Mapping, x_pool: torch.Tensor, y_pool: torch.Tensor, n
             take turns, so a prefix is class-balanced).
         n_images (int): images per seed / model (fewer when fewer qualify).
         images (str): ``"common"`` (default) or ``"own"``.
-        progress (bool): tqdm over the models. **kw: :func:`measure` keywords (``x_acc``, ``y_acc`` required).
+        progress (bool): tqdm over the models. samples (bool): also return the per-image values (below).
+        **kw: :func:`measure` keywords (``x_acc``, ``y_acc`` required).
 
     Returns:
-        DataFrame, one row per model: ``label, method, seed`` then :func:`measure`'s columns.
+        DataFrame, one row per model: ``label, method, seed`` then :func:`measure`'s columns; with ``samples=True``
+        the pair ``(table, per_image)``, ``per_image`` :func:`measure`'s per-image frame of every model preceded by
+        ``label, method, seed`` (with ``images="common"`` the models of one seed share the Gini images: paired by
+        ``(seed, image)``).
 
     Example::
 
@@ -275,10 +290,16 @@ def measure_study(models: Mapping, x_pool: torch.Tensor, y_pool: torch.Tensor, n
     if progress:
         from tqdm.auto import tqdm
         items = tqdm(items, desc="measure", leave=False)
-    rows = []
+    rows, parts = [], []
     for (label, s), m in items:
-        rows.append(dict(label=label, method=STUDY[label][0], seed=int(s), **measure(m, *pick((label, s), m), **kw)))
-    return pd.DataFrame(rows)
+        got = measure(m, *pick((label, s), m), samples=samples, **kw)
+        row, per_image = got if samples else (got, None)
+        key = dict(label=label, method=STUDY[label][0], seed=int(s))
+        rows.append(dict(key, **row))
+        if samples:
+            parts.append(per_image.assign(**key)[[*key, *per_image.columns]])
+    table = pd.DataFrame(rows)
+    return (table, pd.concat(parts, ignore_index=True)) if samples else table
 
 
 def summarize(df: pd.DataFrame, columns: Sequence[str] = METRICS, by: str = "label") -> pd.DataFrame:

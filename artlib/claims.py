@@ -177,7 +177,10 @@ def compare(samples: Mapping[str, np.ndarray], statistic: Callable[[dict], float
             ``> 0`` supports the claim.
         paired: the keys hold values of the same images in the same order (equal lengths): each resample draws one
             set of image rows for every key. Otherwise each key is resampled on its own.
-        groups: optional key -> labels (e.g. seeds) for a two-level bootstrap of that key (independent mode only).
+        groups: optional key -> labels (e.g. seeds) for a two-level bootstrap: the groups drawn with replacement,
+            then the samples within each drawn group. Independent mode: per key. Paired mode: one labelling shared
+            by every key (the same images of the same seeds), and a drawn group's image rows are drawn once for
+            all keys (e.g. two models of one seed measured on that seed's common images).
 
     Returns:
         dict ``value, ci_low, ci_high, n`` (``n``: the smallest sample) and ``verdict``.
@@ -202,7 +205,14 @@ def compare(samples: Mapping[str, np.ndarray], statistic: Callable[[dict], float
         return {"value": value, "ci_low": float("nan"), "ci_high": float("nan"), "n": n, "verdict": "inconclusive"}
     rng = np.random.default_rng(seed)
     b = int(n_boot)
-    if paired:
+    if paired and groups:
+        labels = [np.asarray(groups[k]).reshape(-1) for k in keys if k in groups]
+        if len(labels) != len(keys) or any(not np.array_equal(labels[0], g) for g in labels[1:]):
+            raise ValueError("paired samples with groups need one labelling shared by every key")
+        data = np.stack([arrays[k] for k in keys], axis=1)
+        boot = _paired_boot_means(_as_groups(tuple(data.T), labels[0]), b, rng)   # [b, keys]
+        means = {k: boot[:, j] for j, k in enumerate(keys)}
+    elif paired:
         data = np.stack([arrays[k] for k in keys], axis=1)                       # [n, keys]
         means = {k: np.empty(b) for k in keys}
         for s in range(0, b, 256):                                               # [chunk, n] rows per resample
@@ -236,6 +246,23 @@ def _boot_means(parts: list[np.ndarray], n_boot: int, rng: np.random.Generator) 
     for g in range(len(parts)):
         total += np.where(drawn == g, sums[g], 0.0).sum(1)
     return total / sizes[drawn].sum(1)
+
+
+def _paired_boot_means(parts: list[np.ndarray], n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """``[n_boot, k]`` bootstrap means of paired grouped samples (``parts``: one ``[n_g, k]`` array per group): the
+    groups drawn with replacement (when there are several), then each drawn group's rows, the same rows for all
+    ``k`` columns."""
+    slots = len(parts) if len(parts) > 1 else 1
+    drawn = rng.integers(0, len(parts), (n_boot, slots)) if len(parts) > 1 else np.zeros((n_boot, 1), int)
+    total = np.zeros((n_boot, parts[0].shape[1]))
+    for slot in range(slots):
+        for g, p in enumerate(parts):
+            rows = np.flatnonzero(drawn[:, slot] == g)
+            for s in range(0, len(rows), 256):                                # [chunk, n_g] row draws at a time
+                chunk = rows[s:s + 256]
+                total[chunk] += p[rng.integers(0, len(p), (len(chunk), len(p)))].sum(1)
+    sizes = np.array([len(p) for p in parts], dtype=float)
+    return total / sizes[drawn].sum(1)[:, None]
 
 
 def bernoulli(rate: float, n: int) -> np.ndarray:

@@ -148,7 +148,8 @@ MANIFEST: tuple[Entry, ...] = (
 
 
 #: Notebook profiles: ``smoke`` (CI: the zoo's models on few images), ``reference`` (the zoo's models with the papers'
-#: attack settings scaled only in image counts, ~45 min on 2 CPU cores), ``paper`` (the papers' models, GPU).
+#: attack settings scaled to 2 CPU cores, wall time in benchmarks/results/reference.md), ``paper`` (the papers'
+#: models, GPU).
 PROFILES = ("smoke", "reference", "paper")
 #: The training profile (:func:`artlib.train.config`) whose models each notebook profile evaluates.
 MODEL_PROFILE = {"smoke": "reference", "reference": "reference", "paper": "paper", "official": "official"}

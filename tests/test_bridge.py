@@ -202,3 +202,23 @@ def test_tradeoff_plot_points_and_error_bars():
     with pytest.raises(ValueError, match="unknown column"):
         bridge.tradeoff_plot(frame(), "IN", "nope")
     plt.close("all")
+
+
+def test_measure_study_samples_are_the_values_behind_its_means():
+    x, y = images(8)
+    models_ = {("natural", 0): one_pixel_model(), ("pgd-8", 0): dense_model(), ("natural", 1): dense_model()}
+    table, per_image = bridge.measure_study(models_, x, y, n_images=8, x_acc=x, y_acc=y, samples=True, **FAST)
+    assert table.equals(bridge.measure_study(models_, x, y, n_images=8, x_acc=x, y_acc=y, **FAST))
+    assert list(per_image.columns) == ["label", "method", "seed", "kind", "image", "gini_global", "gini_regional",
+                                       "IN", "K"]
+    for r in table.itertuples():
+        mine = per_image[(per_image.label == r.label) & (per_image.seed == r.seed)]
+        gini, ifia = mine[mine.kind == "gini"], mine[mine.kind == "ifia"]
+        assert gini.image.tolist() == list(range(r.n)) and len(ifia) == r.n_attacked
+        assert gini.gini_global.mean() == pytest.approx(r.gini_global, abs=1e-6)
+        assert gini.gini_regional.mean() == pytest.approx(r.gini_regional, abs=1e-6)
+        assert ifia.IN.mean() == pytest.approx(r.IN, abs=1e-12) and ifia.K.mean() == pytest.approx(r.K, abs=1e-12)
+        assert gini[["IN", "K"]].isna().all().all() and ifia[["gini_global", "gini_regional"]].isna().all().all()
+    # the one-pixel model's maps sit on one entry (Gini near 1), the dense model's are spread (Gini near 0)
+    by = per_image[per_image.kind == "gini"].groupby("label").gini_global.mean()
+    assert by["natural"] > by["pgd-8"]

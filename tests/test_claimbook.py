@@ -101,15 +101,61 @@ def _write_gini(tmp_path, shift: float):
 def test_gini_claims_measured_from_samples(tmp_path, shift, expected):
     _write_gini(tmp_path, shift)
     rows = claimbook.table(tmp_path).set_index("id")
-    for rid in ("ineq.t1.gini_global_robust_gt_standard.cifar10", "ineq.t1.gini_global_rises_with_eps.cifar10"):
-        r = rows.loc[rid]
-        assert r.verdict == expected, (rid, r.value, r.ci_low, r.ci_high)
-        assert r.n_images == 300 and r.notebook == "20_ineq_table1_gini.ipynb"
-    assert rows.loc["ineq.t1.gini_global_rises_with_eps.cifar10", "value"] == pytest.approx(shift, abs=1e-3)
+    r = rows.loc["ineq.t1.gini_global_rises_with_eps.cifar10"]
+    assert r.verdict == expected, (r.value, r.ci_low, r.ci_high)
+    assert r.n_images == 300 and r.notebook == "20_ineq_table1_gini.ipynb"
+    assert r.value == pytest.approx(shift, abs=1e-3)
     # a claim whose notebook did not run is a row that says so, inconclusive, with no interval
     r = rows.loc["art.t1.attr_art_gt_pgd.cifar10.in"]
-    assert np.isnan(r.value) and r.verdict == "inconclusive" and "not measured: samples/art_table1.csv is missing" \
-        in r.statistic
+    assert np.isnan(r.value) and r.verdict == "inconclusive" and \
+        "not measured: samples/bridge_art_inequality.csv is missing (run 30_bridge_art_inequality.ipynb)" in r.statistic
+
+
+def _write_bridge(tmp_path, gini_shift: float, in_shift: float, seed_spread: float = 0.0):
+    """Notebook 30's per-image file for natural / pgd-8 / art-0.5 over seeds 0-2: 200 common Gini images per seed
+    (pgd-8 = natural + gini_shift), and IFIA IN / K on 120 attacked images per model (art-0.5 = pgd-8 + in_shift);
+    each seed's level moved by seed_spread * seed."""
+    rng = np.random.default_rng(5)
+    parts = []
+    for s in (0, 1, 2):
+        base = rng.uniform(0.5, 0.7, 200) + seed_spread * s
+        for lab, g, i in (("natural", 0.0, 0.3), ("pgd-8", gini_shift, 0.5), ("art-0.5", 0.0, 0.5 + in_shift)):
+            parts.append(pd.DataFrame({"label": lab, "method": lab.split("-")[0], "seed": s, "kind": "gini",
+                                       "image": range(200), "gini_global": base + g + rng.normal(0, 0.003, 200),
+                                       "gini_regional": base / 2 + g, "IN": np.nan, "K": np.nan}))
+            v = np.clip(rng.normal(i + seed_spread * s, 0.1, 120), 0, 1)
+            parts.append(pd.DataFrame({"label": lab, "method": lab.split("-")[0], "seed": s, "kind": "ifia",
+                                       "image": range(120), "gini_global": np.nan, "gini_regional": np.nan,
+                                       "IN": v, "K": v}))
+    claims.save_samples(pd.concat(parts, ignore_index=True), "bridge_art_inequality", tmp_path)
+    # the per-seed table: occlusion error rates on 500 images, pgd-8 = natural + 10 * gini_shift
+    pd.DataFrame([{"label": lab, "seed": s, "n": 500, **{f"occ_{c}": 0.3 + d + 0.01 * s for c in ("black", "grey",
+                                                                                              "white")}}
+                  for s in (0, 1, 2) for lab, d in (("natural", 0.0), ("pgd-8", 10 * gini_shift))]
+                 ).to_csv(tmp_path / "bridge_art_inequality_seeds.csv", index=False)
+
+
+@pytest.mark.parametrize("shift, expected", [(0.02, "holds"), (-0.02, "contradicted"), (0.0, "inconclusive")])
+def test_seed_level_claims_bootstrap_over_the_three_seeds(tmp_path, shift, expected):
+    """The Table 1 trio and the Gini rows read notebook 30's samples of three seeds: the row names the seeds and
+    its interval carries the spread between them."""
+    _write_bridge(tmp_path, shift, shift * 5)
+    rows = claimbook.table(tmp_path).set_index("id")
+    for rid in ("ineq.t1.gini_global_robust_gt_standard.cifar10", "art.t1.attr_art_gt_pgd.cifar10.in",
+                "ineq.t2.occlusion_robust_gt_standard.cifar10", "ineq.a9.cifar_occlusion_colours.cifar10"):
+        r = rows.loc[rid]
+        assert r.verdict == expected, (rid, r.value, r.ci_low, r.ci_high)
+        assert r.seeds == "0 1 2" and r.notebook == "30_bridge_art_inequality.ipynb" and "seeds 0 1 2" in r.statistic
+    assert rows.loc["ineq.t1.gini_global_robust_gt_standard.cifar10", "n_images"] == 200
+    assert rows.loc["art.t1.attr_pgd_gt_natural.cifar10.k", "verdict"] == "holds"       # 0.5 vs 0.3 per image
+    # the same effect with seeds whose levels differ: the paired Gini row cancels the levels, the unpaired IN row
+    # (each model its own attacked images) widens with them
+    _write_bridge(tmp_path, shift, shift * 5, seed_spread=0.2)
+    spread = claimbook.table(tmp_path).set_index("id")
+    width = lambda t, rid: t.loc[rid, "ci_high"] - t.loc[rid, "ci_low"]  # noqa: E731
+    g = "ineq.t1.gini_global_robust_gt_standard.cifar10"
+    assert width(spread, g) == pytest.approx(width(rows, g), rel=0.5)
+    assert width(spread, "art.t1.attr_pgd_gt_natural.cifar10.in") > 1.5 * width(rows, "art.t1.attr_pgd_gt_natural.cifar10.in")
 
 
 def test_a_broken_sample_file_fails_the_recompute_check(tmp_path):
