@@ -259,6 +259,9 @@ def _row(claim_id, claim, statistic, notebook, get, stat, paired=False, groups=N
 
 
 _BRIDGE = "bridge_art_inequality"
+#: How a statistic over the zoo's seeds is stated (``{seeds}`` is filled with the seeds measured).
+_SEEDS_STAT = "seeds {seeds} (two-level bootstrap over seeds and images)"
+
 #: Notebook 30's study labels of the CIFAR-10 trio (ART lambda 0.5 as in the paper, PGD-AT and Natural).
 _BRIDGE_TRIO = {"ART": "art-0.5", "PGD-10": "pgd-8", "Natural": "natural"}
 
@@ -346,7 +349,6 @@ def _art_claims() -> list:
                                        "12_art_fig11_12_distributions"))
     out = []
     nb30 = _NB["30_bridge_art_inequality"]
-    seeds_stat = "seeds {seeds} (two-level bootstrap over seeds and images)"
     # Table 1's trio has three zoo seeds: the IFIA claims are measured where all three are attacked (notebook 30,
     # IFIA k = 100, eps 8/255, paper setting, each model's correctly classified images); notebook 03 prints seed 0.
     for metric, suf in (("IN", "in"), ("K", "k")):
@@ -358,15 +360,15 @@ def _art_claims() -> list:
                                  "IFIA than the naturally trained model's")):
             out.append(_row(f"{cid}.cifar10.{suf}", text + f" ({metric}).",
                             f"mean {metric}({a}) - mean {metric}({b}) over the correctly classified attacked images "
-                            f"(points), IFIA top-k, eps 8/255, paper setting, {seeds_stat}", nb30,
+                            f"(points), IFIA top-k, eps 8/255, paper setting, {_SEEDS_STAT}", nb30,
                             _bridge("ifia", metric, {a: _BRIDGE_TRIO[a], b: _BRIDGE_TRIO[b]}, 100), _diff(a, b)))
     out.append(_row("art.abs.sota_margin_6_18.cifar10", "ART's attributional robustness beats the best baseline by "
                     "at least the abstract's lower margin of 6 points (our reading: IN on CIFAR-10 against the better "
                     "of PGD-AT and Natural; the abstract names neither metric nor baseline).",
-                    f"mean IN(ART) - max(mean IN(PGD-10), mean IN(Natural)) - 6 (points), {seeds_stat}", nb30,
+                    f"mean IN(ART) - max(mean IN(PGD-10), mean IN(Natural)) - 6 (points), {_SEEDS_STAT}", nb30,
                     _bridge("ifia", "IN", _BRIDGE_TRIO, 100),
                     lambda m: m["ART"] - max(m["PGD-10"], m["Natural"]) - 6))
-    zoo_stat = "the zoo's recorded {}, " + seeds_stat.replace("{seeds}", "{{seeds}}") + ", {} - {} (points)"
+    zoo_stat = "the zoo's recorded {}, " + _SEEDS_STAT.replace("{seeds}", "{{seeds}}") + ", {} - {} (points)"
     for cid, col, a, b, text in (
             ("art.t1.clean_art_gt_pgd", "test_accuracy", "ART", "PGD-10", "ART's clean accuracy is higher than "
              "PGD-AT's."),
@@ -581,7 +583,7 @@ def _ineq_claims() -> list:
                            ("gini_regional", "ineq.t1.gini_regional_robust_gt_standard", "regional (4x4 blocks)")):
         out.append(_row(f"{cid}.cifar10", f"The l-inf-robust model's attributions are more unequal ({what} Gini of "
                         "|IG|) than the standard model's.", f"mean {what} Gini(l-inf 8/255) - mean Gini(standard), the "
-                        "same images of each seed (paired), seeds {seeds} (two-level bootstrap over seeds and images)",
+                        f"same images of each seed (paired), {_SEEDS_STAT}",
                         _NB["30_bridge_art_inequality"],
                         _bridge("gini", col, {"linf-8": "pgd-8", "standard": "natural"}, paired=True),
                         _diff("linf-8", "standard"), paired=True))
@@ -646,15 +648,14 @@ def _ineq_claims() -> list:
                                   for mk in ("linf-8", "standard"))))
     # notebook 23 measures seed 0; notebook 30 the same budget (A.9: N = 10, R = 4) on each zoo seed's common images
     occ = _bridge_rates(["occ_black", "occ_grey", "occ_white"], {"linf-8": "pgd-8", "standard": "natural"})
-    seeds_stat = "seeds {seeds} (two-level bootstrap over seeds and images)"
     out.append(_row("ineq.t2.occlusion_robust_gt_standard.cifar10", "CIFAR-10 analogue: covering the "
                     "highest-attribution regions with small black patches fools the l-inf-robust model more often "
                     "than the standard model.", "error(l-inf 8/255) - error(standard), black patches (A.9: N = 10, "
-                    f"R = 4), {seeds_stat}", _NB["30_bridge_art_inequality"], occ,
+                    f"R = 4), {_SEEDS_STAT}", _NB["30_bridge_art_inequality"], occ,
                     _diff("linf-8|occ_black", "standard|occ_black")))
     out.append(_row("ineq.a9.cifar_occlusion_colours.cifar10", "The l-inf-AT model is more vulnerable to occlusion "
                     "than the standard model for every patch colour.", "min over black, grey, white of error(l-inf "
-                    f"8/255) - error(standard) (A.9: N = 10, R = 4), {seeds_stat}", _NB["30_bridge_art_inequality"],
+                    f"8/255) - error(standard) (A.9: N = 10, R = 4), {_SEEDS_STAT}", _NB["30_bridge_art_inequality"],
                     occ, lambda m: min(m[f"linf-8|occ_{c}"] - m[f"standard|occ_{c}"] for c in ("black", "grey",
                                                                                          "white"))))
     nb24, t3 = _NB["24_ineq_table3_attribution_ablation"], "ineq_table3_cifar10"

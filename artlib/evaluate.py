@@ -97,10 +97,15 @@ def _check_k(k, x: torch.Tensor) -> None:
         raise ValueError(f"k must be an int in [1, {H * W}] (pixels per map), got {k!r}")
 
 
-def _attacked_index(model: nn.Module, x: torch.Tensor, y: torch.Tensor, only_correct: bool) -> torch.Tensor:
-    """Positions of the images an attribution attack runs on: all, or the correctly classified ones."""
+def _attacked_index(model: nn.Module, x: torch.Tensor, y: torch.Tensor, only_correct: bool,
+                    n_attacked: Optional[int] = None) -> torch.Tensor:
+    """Positions of the images an attribution attack runs on: all, or the correctly classified ones; the first
+    ``n_attacked`` of those when given (a positive int)."""
+    if n_attacked is not None and (isinstance(n_attacked, bool) or not isinstance(n_attacked, int) or n_attacked < 1):
+        raise ValueError(f"n_attacked must be a positive int or None, got {n_attacked!r}")
     idx = torch.arange(x.shape[0])
-    return idx[predict(model, x) == y.cpu()] if only_correct else idx
+    idx = idx[predict(model, x) == y.cpu()] if only_correct else idx
+    return idx if n_attacked is None else idx[:n_attacked]
 
 
 def _device(model: nn.Module) -> torch.device:
@@ -371,8 +376,8 @@ def _topk_map_attack(model, x, y, map_method, k, eps, step_size, steps, beta, n_
 def attribution_robustness(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, map_method: str = "ig",
                            attack: str = "ifia", k: int = 100, eps: float = 8 / 255, step_size: float = 1 / 255,
                            steps: int = 50, n_steps_ig: int = 100, n_samples: int = 10, beta: Optional[float] = 50.0,
-                           only_correct: bool = True, seed: int = 0, batch_size: Optional[int] = None,
-                           progress: bool = False, **attack_kw):
+                           only_correct: bool = True, n_attacked: Optional[int] = None, seed: int = 0,
+                           batch_size: Optional[int] = None, progress: bool = False, **attack_kw):
     r"""Attributional robustness of ``model`` per sample: top-k intersection (IN) and Kendall's tau (K) between the
     saliency map of each image and of its attacked copy (ART Sec. 4.1.3, A.3.5; Table 1, Table 4, Figs 11-12).
 
@@ -398,6 +403,9 @@ def attribution_robustness(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *
         n_steps_ig (int): IG points (100). n_samples (int): GradSHAP draws (10).
         beta (float or None): Softplus beta of the attack gradient (ART: 50).
         only_correct (bool): attack only the correctly classified images. Default True.
+        n_attacked (int, optional): attack only the first ``n_attacked`` qualifying images of ``x`` (a fixed count
+            per table cell whatever the model's accuracy: pass a pool large enough, e.g. class-stratified test
+            images, and read ``len(df)`` for what it held). Default None: every qualifying image.
         seed (int): random starts (``setting="official"``) and GradSHAP draws. Default 0.
         batch_size (int, optional): images per attack pass (results do not depend on it). Default None: on a CPU
             ``320 // n_points`` images (``n_points`` = IG points, GradSHAP draws, 1 for the gradient; 16 at 20 IG
@@ -428,7 +436,7 @@ def attribution_robustness(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *
         raise ValueError(f"options {sorted(attack_kw)} apply to map_method='ig' (artlib.attacks.ifia) only")
     _check_k(k, x)
     dev = _device(model)
-    idx = _attacked_index(model, x, y, only_correct)
+    idx = _attacked_index(model, x, y, only_correct, n_attacked)
     cols = ["index", "label", "IN", "K", "success", "step"]
     if idx.numel() == 0:
         return pd.DataFrame({c: pd.Series(dtype=float if c in ("IN", "K") else int) for c in cols})

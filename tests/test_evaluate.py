@@ -149,6 +149,23 @@ def test_eps_zero_keeps_maps_and_only_correct_filters():
     assert len(empty) == 0 and math.isnan(evaluate.summarize_robustness(empty)["IN (%)"])
 
 
+def test_n_attacked_takes_the_first_qualifying_images_with_the_same_results():
+    net = _small_cnn()
+    x = _images(6, (3, 12, 12), seed=4)
+    pred = evaluate.predict(net, x)
+    y = pred.clone()
+    y[1] = (pred[1] + 1) % 4                                         # image 1 misclassified: skipped, not counted
+    kw = dict(k=15, eps=4 / 255, step_size=2 / 255, steps=2, n_steps_ig=5)
+    every = evaluate.attribution_robustness(net, x, y, **kw)
+    first = evaluate.attribution_robustness(net, x, y, n_attacked=3, **kw)
+    assert first["index"].tolist() == [0, 2, 3]
+    assert first.IN.tolist() == every.IN.tolist()[:3] and first.K.tolist() == every.K.tolist()[:3]
+    assert len(evaluate.attribution_robustness(net, x, y, n_attacked=50, **kw)) == 5     # fewer available: all
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="n_attacked must be a positive int"):
+            evaluate.attribution_robustness(net, x, y, n_attacked=bad, **kw)
+
+
 def test_bad_arguments_raise():
     net = Linear()
     x, y = _images(2), torch.tensor([0, 1])
