@@ -47,7 +47,7 @@ from artlib import checkpoints
 
 __all__ = ["ZOO_DIR", "FLOORS", "NOTES", "floors", "Spec", "SPECS", "specs", "spec", "entries", "entry", "load", "match", "train_entry",
            "verify", "report", "MAX_FILE_BYTES", "MAX_TOTAL_BYTES", "PGD_EVAL", "ZooError", "pack", "test_correct",
-           "recorded_accuracy", "record_test_correct", "split_fingerprint", "same_test_split"]
+           "recorded_accuracy", "record_test_correct", "split_fingerprint", "same_test_split", "cpu_features", "same_cpu"]
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Where the committed checkpoints live (``$ARTLIB_ZOO`` overrides it, e.g. for tests).
@@ -305,6 +305,34 @@ def _git_commit() -> str:
         return "unknown"
 
 
+def cpu_features() -> dict:
+    """What decides this CPU's floating-point results beyond torch's dispatch level: the CPU's name, its sorted ISA
+    flags (e.g. ``amx_tile``, ``avx512_bf16``) and its L1d / L2 cache sizes, from ``torch.cpu.get_capabilities()``.
+
+    ``torch.backends.cpu.get_cpu_capability()`` (``"AVX512"``) is not enough to promise bitwise retraining: two machines
+    of one capability whose oneDNN picks other kernels or blockings (AMX, cache-sized tiles) round differently, and
+    training amplifies the last bits (measured: ``cub200-natural-s0`` retrained at 1 thread on an AVX512 machine agrees
+    bitwise through epoch 3, differs in the 7th digit of epoch 4's loss and ends 2 points away). Recorded in each new
+    entry's provenance so :func:`same_cpu` can tell when bitwise agreement is owed.
+
+    Example:
+        >>> sorted(cpu_features())
+        ['cache', 'cpu_name', 'flags']
+    """
+    caps = dict(torch.cpu.get_capabilities()) if hasattr(torch.cpu, "get_capabilities") else {}
+    return {"cpu_name": str(caps.get("cpu_name", platform.processor())),
+            "flags": sorted(k for k, v in caps.items() if v is True),
+            "cache": {k: int(caps[k]) for k in ("l1d_cache_size", "l2_cache_size") if k in caps}}
+
+
+def same_cpu(provenance: dict) -> bool:
+    """Whether this process computes as the one that wrote ``provenance`` did: the same dispatch level
+    (``cpu_capability``) and the same :func:`cpu_features`. Entries recorded before features were kept are never the
+    same CPU (nothing promises it)."""
+    return (provenance.get("cpu_capability") == torch.backends.cpu.get_cpu_capability()
+            and provenance.get("cpu_features") == cpu_features())
+
+
 def measure(model: nn.Module, dataset: str, cfg=None, n_pgd: Optional[int] = None) -> dict:
     """Clean accuracy on the whole test split of the data root and PGD-20 accuracy (:data:`PGD_EVAL`) on its first
     ``n_pgd`` class-stratified test images: ``{"test_accuracy", "n_test", "pgd20_accuracy", "n_pgd"}``."""
@@ -436,6 +464,7 @@ def train_entry(name: str, threads: Optional[int] = None, progress: bool = True)
     n_train = len(data.load_dataset(s.dataset, "train"))
     provenance = {"artlib_commit": _git_commit(), "command": f"python -m artlib zoo train {name}",
                   "threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                  "cpu_features": cpu_features(),
                   "machine": platform.machine(), "python": platform.python_version(), "torch": torch.__version__,
                   "train_seconds": round(wall, 1), "n_train": n_train,
                   "data_root": str(__import__("artlib.data", fromlist=["resolve_root"]).resolve_root(None)),
