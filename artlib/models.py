@@ -50,7 +50,8 @@ from artlib.checkpoints import CheckpointError, CheckpointNotFoundError, UnsafeC
 
 __all__ = ["ARCHS", "IMAGENET_MEAN", "IMAGENET_STD", "Normalize", "NormalizedModel", "WideResNet", "SmallCNN",
            "build_model", "cam_layer", "swap_relu", "softplus_relu", "LoadReport", "load_torchvision_weights",
-           "extract_robustness_state_dict", "load_robustness_checkpoint", "convert_robustness_checkpoint"]
+           "extract_robustness_state_dict", "load_robustness_checkpoint", "convert_robustness_checkpoint",
+           "IMAGENET_WEIGHTS", "imagenet_weights"]
 
 ARCHS = ("wrn-28-10", "wrn-40-2", "resnet18", "resnet18-imagenet", "resnet50", "wide-resnet50-2", "densenet121",
          "densenet121-cifar", "vgg-gap", "small-cnn")
@@ -386,7 +387,8 @@ def build_model(arch: str, num_classes: int, mean: Sequence[float] = (0.5, 0.5, 
             artlib checkpoint of the same arch, or a (converted) robust-models-transfer file; loaded with
             :func:`load_torchvision_weights`. When ``num_classes``
             differs from 1000 (or for ``vgg-gap``, whose head is new) the classification head keeps its fresh
-            initialisation and every other weight must be in the file. Nothing is ever downloaded.
+            initialisation and every other weight must be in the file. ``"imagenet"``: torchvision's ImageNet weights
+            for ``arch`` (:func:`imagenet_weights`, downloaded once, hash-checked).
 
     Returns:
         NormalizedModel: ``model[0]`` is the :class:`Normalize`, ``model[1]`` (``model.net``) the network;
@@ -423,8 +425,58 @@ def build_model(arch: str, num_classes: int, mean: Sequence[float] = (0.5, 0.5, 
     model = NormalizedModel(_no_inplace_relu(net), mean, std, arch=arch, cam_layer=cam_name, fc_layer=fc_name,
                             head=head)
     if pretrained is not None:
-        load_torchvision_weights(model, pretrained, new_head=(num_classes != 1000 or arch == "vgg-gap"))
+        path = imagenet_weights(arch) if str(pretrained) == "imagenet" else pretrained
+        load_torchvision_weights(model, path, new_head=(num_classes != 1000 or arch == "vgg-gap"))
     return model
+
+
+# torchvision's ImageNet weights (IMAGENET1K_V1: what ``pretrained=True`` gave, the weights ART B.1 / the authors'
+# WSOL code and ADL's VGG16-GAP fine-tune). vgg-gap takes VGG16's convolutional features; its head is new.
+IMAGENET_WEIGHTS = {"resnet50": "ResNet50_Weights", "resnet18-imagenet": "ResNet18_Weights",
+                    "wide-resnet50-2": "Wide_ResNet50_2_Weights", "densenet121": "DenseNet121_Weights",
+                    "vgg-gap": "VGG16_Weights"}
+
+
+def imagenet_weights(arch: str, progress: bool = True) -> Path:
+    """The local file of torchvision's ``IMAGENET1K_V1`` weights for ``arch``, downloaded once into torch hub's cache
+    (``$TORCH_HOME/hub/checkpoints``) with torchvision's own hash check (the sha256 prefix in the file name).
+
+    What ``pretrained="imagenet"`` (:func:`build_model`, the paper profile's CUB-200 default, ART B.1) resolves to.
+
+    Args:
+        arch (str): one of :data:`IMAGENET_WEIGHTS`' keys. progress (bool): download progress bar.
+
+    Returns:
+        Path: e.g. ``~/.cache/torch/hub/checkpoints/resnet50-0676ba61.pth``.
+
+    Raises:
+        ValueError: ``arch`` has no ImageNet weights. CheckpointError: the download failed (offline, or the hash
+        differs); the one-line message names the URL, the cache folder and the ``pretrained=`` override.
+
+    Example:
+        >>> imagenet_weights("resnet50").name
+        'resnet50-0676ba61.pth'
+    """
+    if arch not in IMAGENET_WEIGHTS:
+        raise ValueError(f"pretrained='imagenet': no torchvision ImageNet weights for arch {arch!r}; "
+                         f"choices: {', '.join(IMAGENET_WEIGHTS)}")
+    url = getattr(torchvision.models, IMAGENET_WEIGHTS[arch]).IMAGENET1K_V1.url
+    folder = Path(torch.hub.get_dir()) / "checkpoints"
+    dst = folder / url.rsplit("/", 1)[1]
+    if dst.is_file():
+        return dst
+    folder.mkdir(parents=True, exist_ok=True)
+    prefix = re.search(r"-([a-f0-9]+)\.", dst.name)
+    try:
+        torch.hub.download_url_to_file(url, str(dst), hash_prefix=prefix.group(1) if prefix else None,
+                                       progress=progress)
+    except (OSError, RuntimeError, ValueError) as exc:  # urllib's URLError is an OSError; hash mismatch RuntimeError
+        dst.unlink(missing_ok=True)
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"pretrained='imagenet': downloading {url} into {folder} failed ({reason}); put the file "
+                              f"there by hand, or pass pretrained=<local weights file> (pretrained='none': random "
+                              f"initialisation)") from exc
+    return dst
 
 
 # ----------------------------------------------------------------------------------------------------------------------

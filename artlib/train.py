@@ -148,7 +148,9 @@ class TrainConfig:
             the batch in the trainer (deterministic, resumable); for ``cub200``, ``crop_flip`` is the dataset
             transform of the authors' WSOL code (random 224 crop of the 256x256 resize + flip).
         cache: load the (subset) datasets into memory once (small subsets) instead of a DataLoader.
-        pretrained: a local weights file for :func:`artlib.models.build_model` (ART B.1 fine-tunes ImageNet weights).
+        pretrained: a local weights file for :func:`artlib.models.build_model`, or ``"imagenet"`` (torchvision's
+            ImageNet weights of ``arch``; the paper profile's CUB-200 default, ART B.1 fine-tunes them); ``"none"``
+            in :func:`config` / ``--pretrained none``: random initialisation.
         eval_every, eval_attr_max, eval_adv_steps: test metrics every ``eval_every`` epochs; L_attr / cos on at most
             ``eval_attr_max`` test images; robust accuracy under PGD-``eval_adv_steps`` at ``eps`` (0: skipped).
         seed, device (``"auto"``: CUDA when present), amp (bfloat16 autocast), channels_last, impl (``"fast"`` or
@@ -521,13 +523,14 @@ _PAPER = {
     "flowers17": dict(arch="wrn-28-10", batch_size=128, epochs=68, lr=0.1, weight_decay=2e-4,
                       lr_milestones=[15, 35, 50], lr_factors=[0.1, 0.1, 0.5], balance=True, augment="none",
                       pgd_steps=7, pgd_step=2.5 / 255),
-    # B.1 CUB-200: fine-tune an ImageNet ResNet-50 (pass pretrained=<weights file>); Natural / PGD-7: lr 0.01,
+    # B.1 CUB-200: fine-tune an ImageNet ResNet-50 (pretrained="imagenet": torchvision's IMAGENET1K_V1 weights of
+    # the arch, VGG16's for vgg-gap, artlib.models.imagenet_weights; a file path overrides); Natural / PGD-7: lr 0.01,
     # momentum 0.9, wd 1e-4, batch 128, 200 epochs, x0.1 every 60 epochs, PGD eps 2/255 step 0.5/255. ART: batch 90,
     # x0.1 every 40 epochs, eps 2/255, step 1.5/255, L_attr on channel means. Augmentation (not in B.1): the authors'
     # WSOL code's random 224 crop of the 256x256 resize + flip (artlib.data.box_transform(train=True)).
     "cub200": dict(arch="resnet50", batch_size=128, epochs=200, lr=0.01, weight_decay=1e-4,
                    lr_milestones=[60, 120, 180], lr_factors=[0.1, 0.1, 0.1], augment="crop_flip", eps=2 / 255,
-                   pgd_steps=7, pgd_step=0.5 / 255),
+                   pgd_steps=7, pgd_step=0.5 / 255, pretrained="imagenet"),
     # Inequality paper's CIFAR-10-C / ImageNet sets are evaluation-only; no training schedule.
 }
 _PAPER_CUB_ART = dict(batch_size=90, lr_milestones=[40, 80, 120, 160], lr_factors=[0.1, 0.1, 0.1, 0.1],
@@ -708,6 +711,8 @@ def config(profile: str = "smoke", dataset: str = "cifar10", method: str = "art"
     if arch is not None:
         settings["arch"] = arch
     settings.update(overrides)
+    if str(settings.get("pretrained")).lower() == "none":  # "random init" (a None override keeps the profile's)
+        settings["pretrained"] = None
     return TrainConfig.from_dict(settings)
 
 
@@ -1252,12 +1257,13 @@ def train(cfg: TrainConfig) -> TrainResult:
     out = cfg.run_dir().parent
     if out.exists() and not out.is_dir():
         raise ValueError(f"out_dir {out} is a file, not a folder (out_dir / $ARTLIB_RUNS names where run folders go)")
-    if cfg.pretrained is not None and not Path(cfg.pretrained).is_file():
-        raise FileNotFoundError(f"pretrained weights file not found: {cfg.pretrained}")
-    if cfg.dataset == "cub200" and cfg.profile == "paper" and cfg.pretrained is None:
+    if cfg.pretrained not in (None, "imagenet") and not Path(cfg.pretrained).is_file():
+        raise FileNotFoundError(f"pretrained weights file not found: {cfg.pretrained} (or pretrained='imagenet': "
+                                f"torchvision's ImageNet weights)")
+    if cfg.dataset == "cub200" and cfg.profile in ("paper", "official") and cfg.pretrained is None:
         import warnings
         warnings.warn("ART B.1 fine-tunes an ImageNet-pretrained network on CUB-200; pretrained=None trains it from "
-                      "scratch (pass pretrained=<local weights file>)", stacklevel=2)
+                      "scratch (the paper profile's default is pretrained='imagenet')", stacklevel=2)
     world, rank, local_rank, own_group = _dist_env()
     device = _device(cfg, local_rank)
     devices = [device.index or 0] if device.type == "cuda" else []
@@ -1606,7 +1612,7 @@ def field_help() -> dict:
                     ("true", "false", "N")),
         "augment": ("batch augmentation", AUGMENTS),
         "cache": ("hold the (subset) datasets in memory instead of a DataLoader", ("true", "false")),
-        "pretrained": ("local weights file to start from (artlib.models.build_model; none: random init)", None),
+        "pretrained": ("weights to start from: a local file, imagenet (torchvision's), or none (random init)", None),
         "eval_every": ("evaluate on the test split every N epochs (int >= 1)", None),
         "eval_attr_max": ("test images for L_attr / cos (int >= 0)", None),
         "eval_adv_steps": ("PGD steps of the robust test accuracy at eps (int >= 0; 0: skipped)", None),

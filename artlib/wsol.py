@@ -920,8 +920,8 @@ def cub_model(profile: str = "smoke", method: str = "natural", arch: Optional[st
     """A CUB-200 classifier of ART Table 2 / Fig. 7 from :func:`artlib.reproduce.get_model` (checkpoint cache).
 
     * ``profile="paper"``: ART B.1 (``train.config("paper", "cub200", method)``): ``arch`` ``"resnet50"``
-      (default) or ``"vgg-gap"`` fine-tuned from the ImageNet weights in the local file ``pretrained``
-      (torchvision format); PGD-7 eps 2/255 step 0.5/255; ART eps 2/255, a = 3, step 1.5/255, channel means.
+      (default) or ``"vgg-gap"`` fine-tuned from ImageNet weights: torchvision's (the profile's
+      ``pretrained="imagenet"``) or the local file ``pretrained`` (torchvision format); PGD-7 eps 2/255 step 0.5/255; ART eps 2/255, a = 3, step 1.5/255, channel means.
     * ``profile="smoke"`` / ``"reference"``: the reference zoo's CUB model (``train.reference_settings``: small-cnn
       at 64 px, eps 2/255, PGD-7 step 0.5/255, ART with channel means); one small backbone stands in for both
       Table 2 architectures.
@@ -931,7 +931,7 @@ def cub_model(profile: str = "smoke", method: str = "natural", arch: Optional[st
     Args:
         profile (str): ``"smoke"``, ``"reference"`` or ``"paper"``. method (str): ``"natural"``, ``"pgd"`` or ``"art"`` (any
             :data:`artlib.train.METHODS`). arch (str, optional): overrides the profile's architecture.
-        pretrained (str, optional): local ImageNet weights file (paper profile). progress (bool): tqdm while training.
+        pretrained (str, optional): local ImageNet weights file (paper profile; None: torchvision's). progress (bool): tqdm while training.
         **overrides: further :class:`artlib.train.TrainConfig` fields.
 
     Returns:

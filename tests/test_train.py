@@ -441,3 +441,19 @@ def test_head_lr_mult_param_groups():
     assert sum(len(g["params"]) for g in groups) == len(list(net.parameters()))
     with pytest.raises(ValueError, match="needs a ResNet"):
         train._param_groups(models.build_model("small-cnn", 10), train.config("smoke", head_lr_mult=10.0))
+
+
+def test_paper_cub_starts_from_imagenet_weights_unless_told_otherwise():
+    """ART B.1 fine-tunes ImageNet weights on CUB-200: the paper (and official) profile's default; ``"none"`` (or
+    ``--pretrained none``) is how to ask for random initialisation, a path for other weights."""
+    for profile, method in (("paper", "natural"), ("paper", "art"), ("paper", "pgd"), ("official", "art")):
+        assert train.config(profile, "cub200", method).pretrained == "imagenet"
+        assert train.config(profile, "cub200", method, arch="vgg-gap").pretrained == "imagenet"
+    assert train.config("paper", "cub200", "art", pretrained=None).pretrained == "imagenet"   # None keeps the profile
+    assert train.config("paper", "cub200", "art", pretrained="none").pretrained is None
+    assert train.config("paper", "cub200", "art", pretrained="w.pth").pretrained == "w.pth"
+    assert train.config("paper", "cifar10", "art").pretrained is None   # A.3 trains the others from scratch
+    out = subprocess.run([sys.executable, "-m", "artlib", "train", "--profile", "paper", "--dataset", "cub200",
+                          "--method", "art", "--pretrained", "none", "--print-config"], capture_output=True,
+                         text=True, check=True).stdout
+    assert "pretrained: null" in out
