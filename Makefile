@@ -29,7 +29,7 @@ install: $(VENV)/.installed
 
 # Main job: fetch real smoke images when no data root holds them, then execute every notebook of the manifest.
 reproduce: install
-	$(PY) -m artlib data ensure-smoke
+	$(PY) -m artlib data ensure --profile $(PROFILE)
 	$(PY) -m artlib reproduce --profile $(PROFILE) --jobs $(JOBS)
 
 # Whole test suite: unit tests, then every notebook re-executed (smoke profile: the zoo's models on few images) and

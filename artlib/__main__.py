@@ -3,7 +3,8 @@
 Examples::
 
     python -m artlib data list                 # each dataset: found/missing, path, number of images
-    python -m artlib data download gtsrb       # official URLs, checksums verified
+    python -m artlib data download gtsrb       # official URLs, checksums verified ($ARTLIB_MIRROR: a mirror)
+    python -m artlib data ensure --profile paper   # download what the paper profile reads, when missing
     python -m artlib data fetch-samples        # the 20 exact CIFAR-10/ImageNet/MNIST test images of the foolbox wheel
     python -m artlib models convert ckpt.pt --out ckpt_plain.pt --trust-pickle
     python -m artlib train --dataset cifar10 --method art      # also: torchrun --nproc_per_node=N -m artlib.train ...
@@ -47,17 +48,22 @@ def _cmd_data_fetch_samples(args) -> int:
     return 0
 
 
-def _cmd_data_ensure_smoke(args) -> int:
-    """Make sure the smoke profile has real images: the data root's CIFAR-10, else the foolbox samples (fetched)."""
-    from artlib import data
+def _cmd_data_ensure(args) -> int:
+    """Download what a profile's notebooks read when missing (data.ensure); offline, use what is there. Without
+    CIFAR-10 afterwards, fetch the foolbox samples (its 20 real test images) so the smoke notebooks still run.
+    Exit status 2 when a verified download failed (HTML page, truncated, checksum), else 0."""
+    from artlib import data, reproduce
 
-    status = {r["name"]: r for r in data.dataset_status(args.root)}
-    if status["cifar10"]["found"]:
-        print(f"smoke data: cifar10 found at {status['cifar10']['path']} ({status['cifar10']['n_images']:,d} images)")
-        return 0
-    path = data.fetch_foolbox_samples(args.root)
-    print(f"smoke data: no CIFAR-10 under {data.resolve_root(args.root)}; using the foolbox samples at {path}")
-    return 0
+    names = args.name or reproduce.profile_datasets(args.profile)
+    rows = data.ensure(names, args.root, progress=not args.no_progress)
+    print(f"data root: {data.resolve_root(args.root)} ({args.profile} profile)" if not args.name else
+          f"data root: {data.resolve_root(args.root)}")
+    for r in rows:
+        print(f"{r['name']:<18} {r['state']:<10} {r['message']}".rstrip())
+    if not data.available("cifar10", args.root):
+        path = data.fetch_foolbox_samples(args.root)
+        print(f"{'cifar10':<18} {'samples':<10} no CIFAR-10 under the data root: using the foolbox samples at {path}")
+    return 2 if any(r["state"] == "failed" for r in rows) else 0
 
 
 def _cmd_models_convert(args) -> int:
@@ -132,14 +138,21 @@ def build_parser() -> argparse.ArgumentParser:
     data_sub = p_data.add_subparsers(dest="data_command", required=True)
     for name, func, help_ in [("list", _cmd_data_list, "each dataset: found/missing, path, number of images"),
                               ("fetch-samples", _cmd_data_fetch_samples,
-                               "fetch the foolbox==3.3.4 wheel's 20 exact test images per dataset from PyPI"),
-                              ("ensure-smoke", _cmd_data_ensure_smoke,
-                               "make sure real smoke images exist (fetch the foolbox samples if CIFAR-10 is missing)")]:
+                               "fetch the foolbox==3.3.4 wheel's 20 exact test images per dataset from PyPI")]:
         p = data_sub.add_parser(name, help=help_)
         p.add_argument("--root", default=None, help="data root (default: $ARTLIB_DATA, else ./data)")
         p.set_defaults(func=func)
+    p = data_sub.add_parser("ensure", help="download what a profile's notebooks need when missing (verified; "
+                                           "offline: use what is there)")
+    p.add_argument("name", nargs="*", help="datasets instead of the profile's (same names as `download`)")
+    p.add_argument("--profile", choices=("smoke", "reference", "paper"), default="reference",
+                   help="the profile whose notebooks' datasets to get (default reference)")
+    p.add_argument("--root", default=None, help="data root (default: $ARTLIB_DATA, else ./data)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_data_ensure)
     p = data_sub.add_parser("download", help="download a dataset in its official format (checksums verified)")
-    p.add_argument("name", help="dataset name, e.g. cifar10, svhn, gtsrb, flowers17, cub200, cifar10c")
+    p.add_argument("name", help="dataset name: cifar10, svhn, gtsrb, flowers17, flowers17-trimaps, cub200, cifar10c, "
+                                "imagenet (prints the manual steps), foolbox-samples")
     p.add_argument("--root", default=None, help="data root (default: $ARTLIB_DATA, else ./data)")
     p.set_defaults(func=_cmd_data_download)
 

@@ -302,10 +302,14 @@ def looks_like_html(path: str | os.PathLike) -> bool:
     checkpoint, archive or image by a failed download."""
     try:
         with open(path, "rb") as f:
-            head = f.read(512)
+            return is_html_head(f.read(512))
     except OSError:
         return False
-    head = head.lstrip(b"\xef\xbb\xbf").lstrip().lower()
+
+
+def is_html_head(head: bytes) -> bool:
+    """True when the first bytes of a file or an HTTP body start like an HTML page (see :func:`looks_like_html`)."""
+    head = head[:512].lstrip(b"\xef\xbb\xbf").lstrip().lower()
     return head.startswith(_HTML_STARTS) and (b"<html" in head or head.startswith((b"<!doctype html", b"<head",
                                                                                    b"<body")))
 

@@ -36,6 +36,7 @@ import math
 import os
 import pickle
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -50,6 +51,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from artlib import fetch
 from artlib.corruptions import CORRUPTIONS, corrupt
 
 DATA_ENV = "ARTLIB_DATA"
@@ -1005,66 +1007,132 @@ def compute_mean_std(dataset, batch_size: int = 256) -> tuple[tuple[float, ...],
 
 
 # ----------------------------------------------------------------------------------------------------- downloads
+_CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+_SVHN_URL = "http://ufldl.stanford.edu/housenumbers/"
 _GTSRB_URL = "https://sid.erda.dk/public/archives/daaeac0d7ce1152aea9b61d9f1e19370/"
 _FLOWERS_URL = "https://www.robots.ox.ac.uk/~vgg/data/flowers/17/"
-_DOWNLOADS = {  # (url, md5, extract into (relative to the root) or None = keep the file)
+#: Official sources: ``name -> [(url, md5 or None where the source publishes none, folder under the root)]``. Files
+#: ending in :data:`artlib.fetch.ARCHIVE_SUFFIXES` are extracted into the folder, others saved there as they are.
+#: md5s: torchvision's (CIFAR-10, SVHN), the hosts' published ones (GTSRB, CUB, Zenodo) and the Flowers-17 page's.
+DOWNLOADS = {
+    "cifar10": [(_CIFAR_URL, "c58f30108f718f92721af3b95e74349a", ".")],
+    "svhn": [(_SVHN_URL + "train_32x32.mat", "e26dedcc434d2e4c54c9b2d4a06d8373", "svhn"),
+             (_SVHN_URL + "test_32x32.mat", "eb5a983be6a315427106f1b164d9cef3", "svhn")],
     "gtsrb": [(_GTSRB_URL + "GTSRB_Final_Training_Images.zip", "f33fd80ac59bff73c82d25ab499e03a3", "gtsrb"),
               (_GTSRB_URL + "GTSRB_Final_Test_Images.zip", "c7e4e6327067d32654124b0fe9e82185", "gtsrb"),
               (_GTSRB_URL + "GTSRB_Final_Test_GT.zip", "fe31e9c9270bbcd7b84b7f21a9d9d9e5", "gtsrb/GTSRB/Final_Test")],
     "flowers17": [(_FLOWERS_URL + "17flowers.tgz", "b59a65d8d1a99cd66944d474e1289eab", "flowers17"),
-                  (_FLOWERS_URL + "datasplits.mat", "4828cddfd0d803c5abbdebcb1e148a1e", None)],
+                  (_FLOWERS_URL + "datasplits.mat", "4828cddfd0d803c5abbdebcb1e148a1e", "flowers17")],
+    # no published checksum: checked by its structure (imlist.mat and every listed trimap, wsol.Flowers17Trimaps)
+    "flowers17-trimaps": [(_FLOWERS_URL + "trimaps.tgz", None, "flowers17")],
     "cub200": [("https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz?download=1",
                 "97eceeb196236b17998738112f37df78", ".")],
     "cifar10c": [("https://zenodo.org/records/2535967/files/CIFAR-10-C.tar?download=1",
                   "56bf5dcef84df0e2308c6dcbcbbd8499", ".")],
 }
+#: What ImageNet needs from the user (its terms forbid redistribution): the exact steps.
+IMAGENET_STEPS = ("ImageNet needs a manual download: accept the terms at https://image-net.org/download-images, get "
+                  "ILSVRC2012_img_val.tar (and ILSVRC2012_img_train.tar to train), and put the images in wnid "
+                  "folders under {root}/imagenet/{{val,train}}/<wnid>/*.JPEG (torchvision.datasets.ImageNet(root, "
+                  "split='val') does the sorting with ILSVRC2012_devkit_t12.tar.gz); `python -m artlib data "
+                  "fetch-samples` gets 20 real val images from PyPI meanwhile")
 
 
-def download(name: str, root: str | os.PathLike | None = None) -> Path:
-    """Download a dataset into ``root`` in its official format, verifying checksums; returns the dataset's path.
+def available(name: str, root: str | os.PathLike | None = None) -> bool:
+    """Whether the data root holds ``name`` (a :data:`DATASETS` name, or ``"flowers17-trimaps"``) in a usable form."""
+    root = resolve_root(root)
+    if name == "flowers17-trimaps":
+        from artlib.wsol import Flowers17Trimaps
+        try:
+            Flowers17Trimaps(root)
+        except (DatasetNotFoundError, ValueError):
+            return False
+        return True
+    return bool(_info(name).loader.status(root).get("found"))
 
-    cifar10 / svhn use torchvision's downloaders (md5-checked); gtsrb, flowers17, cub200 and cifar10c fetch the
-    official archives (GTSRB_Final_{Training_Images,Test_Images,Test_GT}.zip; 17flowers.tgz + datasplits.mat;
-    CUB_200_2011.tgz; CIFAR-10-C.tar from Zenodo record 2535967) with md5 verification and extract them. ``imagenet``
-    needs a manual download (RuntimeError). ``"foolbox-samples"`` runs ``fetch_foolbox_samples``.
+
+def download(name: str, root: str | os.PathLike | None = None, *, progress: bool = True) -> Path:
+    """Download ``name`` into ``root`` in its official format from :data:`DOWNLOADS`; returns the dataset's path.
+
+    Every file goes through :func:`artlib.fetch.fetch` (resumable, md5-checked, HTML pages and truncated bodies
+    refused, ``$ARTLIB_MIRROR`` honoured) into ``<root>/_downloads``; once all of the dataset's files are there and
+    verified, archives are extracted (:func:`artlib.fetch.extract`) into a staging tree that is then moved into the
+    root, so a failure at any step leaves nothing of the dataset in the root (verified files and a resumable
+    ``.part`` stay in ``_downloads`` for the next run) and the downloaded files are removed after success. ``imagenet`` needs a manual download (RuntimeError with :data:`IMAGENET_STEPS`);
+    ``"foolbox-samples"`` runs :func:`fetch_foolbox_samples`. Raises :class:`artlib.fetch.FetchError` (one line).
     """
     root = resolve_root(root)
     if name == "foolbox-samples":
         return fetch_foolbox_samples(root)
-    _info(name)
+    if name not in DOWNLOADS and name != "imagenet":
+        raise ValueError(f"unknown dataset {name!r}; choices: {', '.join([*DOWNLOADS, 'imagenet', 'foolbox-samples'])}")
     if name == "imagenet":
-        raise RuntimeError(f"ImageNet needs a manual download: get ILSVRC-2012 from image-net.org (after "
-                           f"accepting its terms) and put the wnid folders in {root / 'imagenet'}/{{train,val}}/; "
-                           f"`python -m artlib data fetch-samples` gets 20 real val images from PyPI")
-    import torchvision.datasets as tvd
-    from torchvision.datasets.utils import download_and_extract_archive, download_url
-    root.mkdir(parents=True, exist_ok=True)
+        raise RuntimeError(IMAGENET_STEPS.format(root=root))
+    staging = root / "_downloads"
+    tree = staging / f".{name}-tree"         # the dataset's files, moved into the root once all are there
     try:
-        if name == "cifar10":
-            for train in (True, False):
-                tvd.CIFAR10(str(root), train=train, download=True)
-        elif name == "svhn":
-            for split in ("train", "test"):
-                tvd.SVHN(str(root / "svhn"), split=split, download=True)
-        else:
-            for url, md5, into in _DOWNLOADS[name]:
-                filename = url.rsplit("/", 1)[1].split("?")[0]
-                if into is None:
-                    download_url(url, str(root / name), filename=filename, md5=md5)
-                else:
-                    download_and_extract_archive(url, str(root / "_downloads"), extract_root=str(root / into),
-                                                 filename=filename, md5=md5, remove_finished=True)
-    except (OSError, RuntimeError) as exc:  # urllib's URLError included: one clear line for the command line
-        from artlib.checkpoints import html_message, looks_like_html
-        pages = [p for p in (root / "_downloads").glob("*") if p.is_file() and looks_like_html(p)] \
-            if (root / "_downloads").is_dir() else []
-        if pages:
-            raise RuntimeError(html_message(pages[0], f"the {name} archive")) from exc
-        raise RuntimeError(f"downloading {name} into {root} failed: {exc}") from exc
+        fetched = []
+        for url, md5, into in DOWNLOADS[name]:  # a verified file already in staging (an earlier run) is kept
+            fetched.append((fetch.fetch(url, staging / fetch.file_name(url), md5=md5, progress=progress), into))
+        shutil.rmtree(tree, ignore_errors=True)
+        for path, into in fetched:
+            if path.name.endswith(fetch.ARCHIVE_SUFFIXES):
+                fetch.extract(path, tree / into)
+            else:
+                (tree / into).mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, tree / into / path.name)
+        fetch.merge_into(tree, root)
+        for path, _ in fetched:
+            path.unlink()
+    finally:  # an interrupted download's .part (and verified files) stay in staging for the next run
+        shutil.rmtree(tree, ignore_errors=True)
+        if staging.is_dir() and not any(staging.iterdir()):
+            staging.rmdir()
+    if name == "flowers17-trimaps":
+        if not available(name, root):
+            raise fetch.FetchError(f"flowers17-trimaps: trimaps.tgz extracted, but {root / 'flowers17/trimaps'} "
+                                   f"does not hold imlist.mat and its listed trimaps (and jpg/ the images)")
+        _SOURCE_CACHE.clear()
+        return root / "flowers17" / "trimaps"
+    _SOURCE_CACHE.clear()
     status = DATASETS[name].loader.status(root)
     if not status["found"]:
-        raise RuntimeError(f"{name}: downloaded, but nothing found at {status['path']}")
+        raise fetch.FetchError(f"{name}: downloaded, but nothing found at {status['path']}")
     return Path(status["path"])
+
+
+def ensure(names: Sequence[str], root: str | os.PathLike | None = None, *, progress: bool = True) -> list[dict]:
+    """Make the data root hold ``names``: each one found is left alone, each missing one downloaded
+    (:func:`download`). Never raises for a dataset it cannot get; returns one row per name,
+    ``{"name", "state", "message"}`` with ``state`` one of
+
+    * ``"found"`` / ``"downloaded"``;
+    * ``"manual"`` — ImageNet (:data:`IMAGENET_STEPS`);
+    * ``"offline"`` — the host is unreachable (:class:`artlib.fetch.Offline`): what is there is used;
+    * ``"failed"`` — a verified download failed (HTML page, truncated body, checksum mismatch, bad archive).
+
+    Example::
+
+        >>> rows = data.ensure(["cifar10", "gtsrb"])             # doctest: +SKIP
+        >>> [(r["name"], r["state"]) for r in rows]               # doctest: +SKIP
+        [('cifar10', 'found'), ('gtsrb', 'downloaded')]
+    """
+    root = resolve_root(root)
+    rows = []
+    for name in names:
+        if available(name, root):
+            rows.append({"name": name, "state": "found", "message": ""})
+            continue
+        try:
+            download(name, root, progress=progress)
+            rows.append({"name": name, "state": "downloaded", "message": ""})
+        except fetch.Offline as exc:
+            rows.append({"name": name, "state": "offline", "message": str(exc)})
+        except fetch.FetchError as exc:
+            rows.append({"name": name, "state": "failed", "message": str(exc)})
+        except RuntimeError as exc:  # imagenet
+            rows.append({"name": name, "state": "manual", "message": str(exc)})
+    return rows
 
 
 def fetch_foolbox_samples(root: str | os.PathLike | None = None, force: bool = False) -> Path:

@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
+from artlib import data
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 PACKAGE = Path(__file__).resolve().parent
@@ -63,6 +65,9 @@ class Entry:
             download command. A notebook that evaluates the zoo's models needs only the test split
             (:data:`TEST_ONLY`): a model the zoo lacks it trains when the train split is there, else leaves out
             (:func:`keep_obtainable`); one that trains or reads train images needs ``"<dataset>:train"``.
+        paper_needs: further ``needs`` of the ``paper`` profile only (e.g. Table 1's SVHN and Flowers-17, Table 3's
+            CIFAR-10-C, the ImageNet val images of notebooks 21-27); ``"flowers17-trimaps"`` (no split) is the
+            Flowers-17 segmentation release. :func:`profile_datasets` gathers them for ``data ensure``.
         stage: one of :data:`STAGES` (``"evaluate"`` unless it trains for others, reads other notebooks' outputs,
             ...); decides the execution order.
         reads: glob patterns under ``figures/`` of other notebooks' outputs it reads (e.g. the scorecard's
@@ -73,12 +78,17 @@ class Entry:
     params: dict = field(default_factory=dict)   # {"smoke": {...}, "paper": {...}}
     outputs: tuple = ()
     needs: tuple = ("cifar10:train",)            # "dataset:split" the notebook reads (checked before it runs)
+    paper_needs: tuple = ()                      # further needs of the paper profile
     stage: str = "evaluate"                      # see STAGES
     reads: tuple = ()                            # globs under figures/ whose contents it depends on
 
     def __post_init__(self):
         if self.stage not in STAGES:
             raise ValueError(f"Entry {self.notebook!r}: unknown stage {self.stage!r}; choices: {list(STAGES)}")
+
+    def needs_for(self, profile: str | None = None) -> tuple:
+        """``needs``, plus ``paper_needs`` for the paper profile."""
+        return self.needs + (self.paper_needs if profile == "paper" else ())
 
     def parameters(self, profile: str) -> dict:
         return {"profile": profile, **self.params.get(profile, {})}
@@ -97,12 +107,14 @@ TEST_ONLY = ("cifar10:test",)
 MANIFEST: tuple[Entry, ...] = (
     Entry("00_data_overview.ipynb", outputs=("data_overview.csv",), needs=(), stage="data"),
     Entry("02_train_art.ipynb", outputs=("train_cifar10_art.png", "train_cifar10_art.csv"), stage="train"),
-    Entry("03_art_table1_robustness.ipynb", outputs=("art_table1.png", "art_table1.csv"), needs=("cifar10:train", "gtsrb:train")),
+    Entry("03_art_table1_robustness.ipynb", outputs=("art_table1.png", "art_table1.csv"), needs=("cifar10:train", "gtsrb:train"),
+          paper_needs=("gtsrb:test", "svhn:train", "svhn:test", "flowers17:train", "flowers17:test")),
     Entry("04_art_fig3_gradients.ipynb", outputs=("art_fig3_gradients.png", "art_fig3_gradients.csv"), needs=TEST_ONLY),
     Entry("05_art_fig4_generation.ipynb", outputs=("art_fig4_generation.png", "art_fig4_generation.csv")),
     Entry("06_art_table4_fig6_attributions.ipynb", outputs=("art_table4.csv", "art_fig6_cosine.png",
                                                             "art_fig6_cosine.csv"), needs=TEST_ONLY),
-    Entry("07_art_table3_corruptions.ipynb", outputs=("art_table3.png", "art_table3.csv"), needs=TEST_ONLY),
+    Entry("07_art_table3_corruptions.ipynb", outputs=("art_table3.png", "art_table3.csv"), needs=TEST_ONLY,
+          paper_needs=("cifar10c:test",)),
     Entry("08_art_sec5_targeted.ipynb", outputs=("art_sec5_targeted.csv", "art_fig10_targeted.png"), needs=TEST_ONLY),
     Entry("09_art_adversarial_extras.ipynb", outputs=("art_sec5_attacks.csv", "art_fig14.png", "art_fig14.csv",
                                                       "art_table6.csv"), needs=TEST_ONLY),
@@ -116,23 +128,23 @@ MANIFEST: tuple[Entry, ...] = (
           needs=("cub200:train", "cub200:test")),
     Entry("14_art_fig7_segmentation.ipynb", outputs=("art_fig7_segmentation.csv", "art_fig7_segmentation.png",
                                                      "art_fig7_segmentation_masks.png"),
-          needs=("cub200:train", "cub200:test")),
+          needs=("cub200:train", "cub200:test"), paper_needs=("flowers17:train", "flowers17-trimaps")),
     Entry("20_ineq_table1_gini.ipynb", outputs=("ineq_table1_cifar10.png", "ineq_table1_cifar10.csv",
                                                 "ineq_table1_settings_cifar10.csv"), needs=TEST_ONLY),
     Entry("21_ineq_fig2_attributions.ipynb", outputs=("ineq_fig2_cifar10.png", "ineq_fig5_cifar10.png",
-                                                      "ineq_fig5_stats_cifar10.csv"), needs=TEST_ONLY),
+                                                      "ineq_fig5_stats_cifar10.csv"), needs=TEST_ONLY, paper_needs=("imagenet:val",)),
     Entry("22_ineq_fig3_noise.ipynb", outputs=("ineq_fig3_cifar10.png", "ineq_fig3_cifar10.csv",
-                                               "ineq_fig3_settings_cifar10.csv"), needs=TEST_ONLY),
+                                               "ineq_fig3_settings_cifar10.csv"), needs=TEST_ONLY, paper_needs=("imagenet:val",)),
     Entry("23_ineq_table2_occlusion.ipynb", outputs=("ineq_fig4_cifar10.png", "ineq_table2_cifar10.csv",
-                                                     "ineq_table2_settings_cifar10.csv"), needs=TEST_ONLY),
+                                                     "ineq_table2_settings_cifar10.csv"), needs=TEST_ONLY, paper_needs=("imagenet:val",)),
     Entry("24_ineq_table3_attribution_ablation.ipynb", outputs=("ineq_table3_cifar10.png", "ineq_table3_cifar10.csv"),
-          needs=TEST_ONLY),
+          needs=TEST_ONLY, paper_needs=("imagenet:val",)),
     Entry("25_ineq_transfer_autoattack.ipynb", outputs=("ineq_table4_cifar10.csv", "ineq_table5_cifar10.png",
-                                                        "ineq_table5_cifar10.csv"), needs=TEST_ONLY),
+                                                        "ineq_table5_cifar10.csv"), needs=TEST_ONLY, paper_needs=("imagenet:val",)),
     Entry("26_ineq_l2_and_sparsity.ipynb", outputs=("ineq_a5_a6_cifar10.png", "ineq_a5_a6_cifar10.csv"),
-          needs=TEST_ONLY),
+          needs=TEST_ONLY, paper_needs=("imagenet:val",)),
     Entry("27_ineq_class_gini.ipynb", outputs=("ineq_table6_cifar10.png", "ineq_table6_cifar10.csv",
-                                               "ineq_table6_topbottom_cifar10.csv"), needs=TEST_ONLY),
+                                               "ineq_table6_topbottom_cifar10.csv"), needs=TEST_ONLY, paper_needs=("imagenet:val",)),
     Entry("28_ineq_cutout.ipynb", outputs=("ineq_table8_cifar10.png", "ineq_table8_cifar10.csv"), needs=TEST_ONLY),
     Entry("30_bridge_art_inequality.ipynb", outputs=("bridge_art_inequality.png", "bridge_art_inequality.csv",
                                                      "bridge_art_inequality_seeds.csv",
@@ -267,9 +279,16 @@ def keep_obtainable(profile: str, dataset: str, items: Sequence, spec=None) -> l
     return kept
 
 
-def missing_data(entry: Entry) -> list[str]:
-    """The ``dataset:split`` pairs of ``entry.needs`` that the data root does not hold."""
-    return [need for need in entry.needs if not has_split(*need.split(":"))]
+def missing_data(entry: Entry, profile: str | None = None) -> list[str]:
+    """The needs of ``entry`` under ``profile`` (:meth:`Entry.needs_for`) that the data root does not hold."""
+    return [need for need in entry.needs_for(profile)
+            if not (has_split(*need.split(":")) if ":" in need else data.available(need))]
+
+
+def profile_datasets(profile: str, manifest: Sequence[Entry] | None = None) -> list[str]:
+    """The datasets the notebooks of ``profile`` read, in manifest order, each once (``data ensure`` gets them)."""
+    manifest = MANIFEST if manifest is None else manifest
+    return list(dict.fromkeys(need.split(":")[0] for e in manifest for need in e.needs_for(profile)))
 
 
 def select(only: str | None = None, manifest: Sequence[Entry] | None = None) -> list[Entry]:
@@ -520,7 +539,7 @@ def run(profile: str = "smoke", only: str | None = None, out: str | Path | None 
     for stage in STAGES:
         todo = []
         for entry in (e for e in entries if e.stage == stage):
-            lacking = missing_data(entry)
+            lacking = missing_data(entry, profile)
             if lacking:  # e.g. a fresh machine with only the foolbox test images: say so, run the rest
                 skipped.append(entry.notebook)
                 names = dict.fromkeys(need.split(":")[0] for need in lacking)   # cub200:train, cub200:test: once

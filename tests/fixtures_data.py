@@ -1,4 +1,5 @@
-"""Writers of tiny dataset trees in each dataset's official on-disk format, for tests/test_data.py.
+"""Writers of tiny dataset trees in each dataset's official on-disk format (and of the official archives that hold
+them), for the data, download and WSOL tests.
 
 Each ``write_*`` function creates the files under ``root`` exactly as the official archive (or torchvision's
 downloader) lays them out, with small synthetic images, and returns what the test needs to check the loader.
@@ -6,6 +7,8 @@ downloader) lays them out, with small synthetic images, and returns what the tes
 from __future__ import annotations
 
 import pickle
+import shutil
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -175,3 +178,72 @@ def write_foolbox_wheel(path: Path) -> list[str]:
         for name, data in buf.items():
             z.writestr(name, data)
     return ["cifar10_00_3.png", "cifar10_01_8.png", "imagenet_00_243.jpg", "mnist_00_7.png"]
+
+
+def write_trimaps(root: Path) -> tuple[list[int], dict]:
+    """``flowers17/jpg/image_NNNN.jpg`` + ``flowers17/trimaps/{image_NNNN.png, imlist.mat}`` as released."""
+    from scipy.io import savemat
+    jpg, tri = root / "flowers17" / "jpg", root / "flowers17" / "trimaps"
+    jpg.mkdir(parents=True)
+    tri.mkdir(parents=True)
+    ids = [3, 81, 1290]
+    sizes = {3: (40, 30), 81: (32, 32), 1290: (50, 60)}
+    truth = {}
+    for i in ids + [5]:                                     # image 5 has a jpg but no trimap
+        w, h = sizes.get(i, (20, 20))
+        Image.new("RGB", (w, h), (30, 200, 60)).save(jpg / f"image_{i:04d}.jpg")
+        if i == 5:
+            continue
+        rgb = np.zeros((h, w, 3), dtype=np.uint8)
+        rgb[h // 4: h // 2, w // 4: 3 * w // 4] = (128, 0, 0)          # foreground
+        rgb[h // 2: h // 2 + 2] = (128, 128, 128)                      # boundary / unsure: background
+        rgb[-2:, :] = (128, 128, 0)
+        truth[i] = np.all(rgb == (128, 0, 0), axis=-1)
+        im = Image.fromarray(rgb)
+        if i == 81:
+            im = im.convert("P", palette=Image.ADAPTIVE, colors=8)      # a palette PNG, as many released trimaps
+        elif i == 1290:
+            im = im.convert("RGBA")
+        im.save(tri / f"image_{i:04d}.png")
+    savemat(tri / "imlist.mat", {"imlist": np.array([ids], dtype=np.float64)})  # 1 x N double, as in MATLAB
+    return ids, truth
+
+
+def write_official_archives(name: str, src: Path, dst: Path) -> dict:
+    """The files :data:`artlib.data.DOWNLOADS` lists for ``name``, built from a fixture tree written under ``src``
+    and laid out as the official ones (same file names, formats and folders inside): ``{file name: path}`` in
+    ``dst``."""
+    src.mkdir(parents=True, exist_ok=True)
+    dst.mkdir(parents=True, exist_ok=True)
+    if name == "gtsrb":
+        write_gtsrb(src)
+        base = src / "gtsrb"
+        for fname, members in [("GTSRB_Final_Training_Images.zip", ["GTSRB/Final_Training"]),
+                               ("GTSRB_Final_Test_Images.zip", ["GTSRB/Final_Test/Images"])]:
+            with zipfile.ZipFile(dst / fname, "w") as z:
+                for m in members:
+                    for f in (base / m).rglob("*"):
+                        z.write(f, f.relative_to(base))
+        with zipfile.ZipFile(dst / "GTSRB_Final_Test_GT.zip", "w") as z:
+            z.write(base / "GTSRB/Final_Test/GT-final_test.csv", "GT-final_test.csv")
+        return {f: dst / f for f in ("GTSRB_Final_Training_Images.zip", "GTSRB_Final_Test_Images.zip",
+                                     "GTSRB_Final_Test_GT.zip")}
+    if name == "svhn":
+        write_svhn(src)
+        shutil.copy(src / "svhn" / "test_32x32.mat", dst / "test_32x32.mat")
+        shutil.copy(src / "svhn" / "test_32x32.mat", dst / "train_32x32.mat")
+        return {f: dst / f for f in ("train_32x32.mat", "test_32x32.mat")}
+    writer, folder, arcname, top = {
+        "cifar10": (write_cifar_batches, ".", "cifar-10-python.tar.gz", "cifar-10-batches-py"),
+        "flowers17": (write_flowers, "flowers17", "17flowers.tgz", "jpg"),
+        "flowers17-trimaps": (write_trimaps, "flowers17", "trimaps.tgz", "trimaps"),
+        "cub200": (write_cub, ".", "CUB_200_2011.tgz", "CUB_200_2011"),
+        "cifar10c": (write_cifar10c, ".", "CIFAR-10-C.tar", "CIFAR-10-C")}[name]
+    writer(src)
+    out = {}
+    if name == "flowers17":
+        shutil.copy(src / "flowers17" / "datasplits.mat", dst / "datasplits.mat")
+        out["datasplits.mat"] = dst / "datasplits.mat"
+    with tarfile.open(dst / arcname, "w" if arcname.endswith(".tar") else "w:gz") as t:
+        t.add(src / folder / top, arcname=top)
+    return {**out, arcname: dst / arcname}

@@ -193,64 +193,6 @@ def test_fetch_foolbox_samples_from_pypi(tmp_path):
     assert load_dataset("cifar10", "test", root=tmp_path).targets[:5] == [3, 8, 8, 0, 6]
 
 
-def _archives(src, name, dst):
-    """Official archives of ``name`` built from a fixture tree in ``src``: {file name: path}."""
-    import shutil
-    import tarfile
-    if name == "gtsrb":
-        write_gtsrb(src)
-        base = src / "gtsrb"
-        out = {}
-        for fname, members in [("GTSRB_Final_Training_Images.zip", ["GTSRB/Final_Training"]),
-                               ("GTSRB_Final_Test_Images.zip", ["GTSRB/Final_Test/Images"])]:
-            with zipfile.ZipFile(dst / fname, "w") as z:
-                for m in members:
-                    for f in (base / m).rglob("*"):
-                        z.write(f, f.relative_to(base))
-            out[fname] = dst / fname
-        with zipfile.ZipFile(dst / "GTSRB_Final_Test_GT.zip", "w") as z:
-            z.write(base / "GTSRB/Final_Test/GT-final_test.csv", "GT-final_test.csv")
-        return {**out, "GTSRB_Final_Test_GT.zip": dst / "GTSRB_Final_Test_GT.zip"}
-    folder, arcname, top = {"flowers17": ("flowers17", "17flowers.tgz", "jpg"),
-                            "cub200": (".", "CUB_200_2011.tgz", "CUB_200_2011"),
-                            "cifar10c": (".", "CIFAR-10-C.tar", "CIFAR-10-C")}[name]
-    {"flowers17": write_flowers, "cub200": write_cub, "cifar10c": write_cifar10c}[name](src)
-    out = {}
-    if name == "flowers17":
-        shutil.copy(src / "flowers17" / "datasplits.mat", dst / "datasplits.mat")
-        out["datasplits.mat"] = dst / "datasplits.mat"
-    with tarfile.open(dst / arcname, "w:gz" if arcname.endswith("tgz") else "w") as t:
-        t.add(src / folder / top, arcname=top)
-    return {**out, arcname: dst / arcname}
-
-
-@pytest.mark.parametrize("name,split,n,options", [("gtsrb", "test", 4, {}), ("flowers17", "val", 51, {}),
-                                                  ("cub200", "train", 2, {}),
-                                                  ("cifar10c", "test", 15, {"corruption": "fog", "regenerate": False})])
-def test_download_extracts_official_archives(tmp_path, monkeypatch, name, split, n, options):
-    """``download`` against archives laid out like the official ones (the network replaced by local copies)."""
-    import shutil
-    import torchvision.datasets.utils as tvu
-    (tmp_path / "src").mkdir()
-    (tmp_path / "srv").mkdir()
-    served = _archives(tmp_path / "src", name, tmp_path / "srv")
-    urls = []
-
-    def fake_download_url(url, root, filename=None, md5=None, **kw):
-        urls.append((url, md5))
-        os.makedirs(root, exist_ok=True)
-        shutil.copy(served[filename], os.path.join(root, filename))
-
-    monkeypatch.setattr(tvu, "download_url", fake_download_url)
-    root = tmp_path / "root"
-    path = data.download(name, root)
-    assert path.is_dir() and str(path).startswith(str(root))
-    assert len(urls) == len(served) and all(u.startswith("https://") and len(md5) == 32 for u, md5 in urls)
-    assert len(load_dataset(name, split, root=root, **options)) == n
-    assert not list((root / "_downloads").glob("*.*"))  # archives removed after extraction
-    assert len(load_dataset(name, split, root=tmp_path / "fresh", download=True, **options)) == n
-
-
 # ---------------------------------------------------------------------------------------------- bad input
 def test_unknown_dataset_and_split(tmp_path):
     with pytest.raises(ValueError, match=r"'mnist'.*cifar10, svhn, gtsrb"):

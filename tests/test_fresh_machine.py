@@ -1,5 +1,5 @@
 """A fresh machine: the data root holds only the 20 real CIFAR-10 test images of the foolbox wheel
-(``python -m artlib data ensure-smoke``). The notebooks that only evaluate the zoo's models on test images must run
+(what ``python -m artlib data ensure`` leaves on an offline machine). The notebooks that only evaluate the zoo's models on test images must run
 there (on the zoo and those 20 images) instead of being skipped; the ones that train or read train images are
 skipped with the download command."""
 import pytest

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from artlib import data, models, wsol
+from fixtures_data import write_trimaps
 
 
 # ----------------------------------------------------------------------------------------------------------- IoU
@@ -299,37 +300,10 @@ def test_boxes_consistent_under_cub_transforms(tmp_path):
 
 
 # -------------------------------------------------------------------------------------------- Flowers-17 trimaps
-def _write_trimaps(root):
-    """``flowers17/jpg/image_NNNN.jpg`` + ``flowers17/trimaps/{image_NNNN.png, imlist.mat}`` as released."""
-    from scipy.io import savemat
-    jpg, tri = root / "flowers17" / "jpg", root / "flowers17" / "trimaps"
-    jpg.mkdir(parents=True)
-    tri.mkdir(parents=True)
-    ids = [3, 81, 1290]
-    sizes = {3: (40, 30), 81: (32, 32), 1290: (50, 60)}
-    truth = {}
-    for i in ids + [5]:                                     # image 5 has a jpg but no trimap
-        w, h = sizes.get(i, (20, 20))
-        Image.new("RGB", (w, h), (30, 200, 60)).save(jpg / f"image_{i:04d}.jpg")
-        if i == 5:
-            continue
-        rgb = np.zeros((h, w, 3), dtype=np.uint8)
-        rgb[h // 4: h // 2, w // 4: 3 * w // 4] = (128, 0, 0)          # foreground
-        rgb[h // 2: h // 2 + 2] = (128, 128, 128)                      # boundary / unsure: background
-        rgb[-2:, :] = (128, 128, 0)
-        truth[i] = np.all(rgb == (128, 0, 0), axis=-1)
-        im = Image.fromarray(rgb)
-        if i == 81:
-            im = im.convert("P", palette=Image.ADAPTIVE, colors=8)      # a palette PNG, as many released trimaps
-        elif i == 1290:
-            im = im.convert("RGBA")
-        im.save(tri / f"image_{i:04d}.png")
-    savemat(tri / "imlist.mat", {"imlist": np.array([ids], dtype=np.float64)})  # 1 x N double, as in MATLAB
-    return ids, truth
 
 
 def test_flowers17_trimaps_loader_on_fixture(tmp_path):
-    ids, truth = _write_trimaps(tmp_path)
+    ids, truth = write_trimaps(tmp_path)
     ds = wsol.load_flowers17_trimaps(tmp_path)
     assert ds.ids == ids and ds.targets == [0, 1, 16] and len(ds) == 3
     for k, i in enumerate(ids):
