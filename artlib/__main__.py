@@ -7,6 +7,7 @@ Examples::
     python -m artlib data ensure --profile paper   # download what the paper profile reads, when missing
     python -m artlib data fetch-samples        # the 20 exact CIFAR-10/ImageNet/MNIST test images of the foolbox wheel
     python -m artlib models convert ckpt.pt --out ckpt_plain.pt --trust-pickle
+    python -m artlib models convert https://host/resnet50_linf_eps4.0.ckpt --sha256 HEX --out r50.pt --trust-pickle
     python -m artlib train --dataset cifar10 --method art      # also: torchrun --nproc_per_node=N -m artlib.train ...
     python -m artlib zoo list                  # the reference zoo of learned models (also: zoo train, zoo verify)
     python -m artlib reproduce --profile smoke
@@ -69,7 +70,7 @@ def _cmd_data_ensure(args) -> int:
 def _cmd_models_convert(args) -> int:
     from artlib import models
 
-    out = models.convert_robustness_checkpoint(args.file, args.out, trust_pickle=args.trust_pickle)
+    out = models.convert_robustness_checkpoint(args.file, args.out, trust_pickle=args.trust_pickle, sha256=args.sha256)
     print(f"wrote {out} (+ {out}.json with its sha256)")
     return 0
 
@@ -159,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_models = sub.add_parser("models", help="model checkpoint utilities")
     models_sub = p_models.add_subparsers(dest="models_command", required=True)
     p = models_sub.add_parser("convert", help="convert a robust-models-transfer checkpoint to a plain state dict")
-    p.add_argument("file", help="checkpoint in microsoft/robust-models-transfer format")
+    p.add_argument("file", help="checkpoint in microsoft/robust-models-transfer format (or a plain state dict): a "
+                                "file, or an http(s) URL fetched once into $ARTLIB_WEIGHTS (resumable, verified)")
+    p.add_argument("--sha256", default=None, help="expected sha256 of the file, checked before it is read")
     p.add_argument("--out", required=True, help="where to write the plain state dict (a .json sidecar is added)")
     p.add_argument("--trust-pickle", action="store_true",
                    help="allow unpickling the file (needs `dill`); only for files from a source you trust")

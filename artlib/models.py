@@ -45,7 +45,7 @@ import torch
 import torchvision
 from torch import nn
 
-from artlib import checkpoints
+from artlib import checkpoints, fetch
 from artlib.checkpoints import CheckpointError, CheckpointNotFoundError, UnsafeCheckpointError
 
 __all__ = ["ARCHS", "IMAGENET_MEAN", "IMAGENET_STD", "Normalize", "NormalizedModel", "WideResNet", "SmallCNN",
@@ -439,7 +439,8 @@ IMAGENET_WEIGHTS = {"resnet50": "ResNet50_Weights", "resnet18-imagenet": "ResNet
 
 def imagenet_weights(arch: str, progress: bool = True) -> Path:
     """The local file of torchvision's ``IMAGENET1K_V1`` weights for ``arch``, downloaded once into torch hub's cache
-    (``$TORCH_HOME/hub/checkpoints``) with torchvision's own hash check (the sha256 prefix in the file name).
+    (``$TORCH_HOME/hub/checkpoints``, where torchvision keeps them) through :func:`weights_file`: resumable, an HTML
+    page refused, and the sha256 prefix in the file name checked as torch hub does.
 
     What ``pretrained="imagenet"`` (:func:`build_model`, the paper profile's CUB-200 default, ART B.1) resolves to.
 
@@ -462,21 +463,59 @@ def imagenet_weights(arch: str, progress: bool = True) -> Path:
                          f"choices: {', '.join(IMAGENET_WEIGHTS)}")
     url = getattr(torchvision.models, IMAGENET_WEIGHTS[arch]).IMAGENET1K_V1.url
     folder = Path(torch.hub.get_dir()) / "checkpoints"
-    dst = folder / url.rsplit("/", 1)[1]
-    if dst.is_file():
-        return dst
-    folder.mkdir(parents=True, exist_ok=True)
-    prefix = re.search(r"-([a-f0-9]+)\.", dst.name)
     try:
-        torch.hub.download_url_to_file(url, str(dst), hash_prefix=prefix.group(1) if prefix else None,
-                                       progress=progress)
-    except (OSError, RuntimeError, ValueError) as exc:  # urllib's URLError is an OSError; hash mismatch RuntimeError
-        dst.unlink(missing_ok=True)
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"pretrained='imagenet': downloading {url} into {folder} failed ({reason}); put the file "
-                              f"there by hand, or pass pretrained=<local weights file> (pretrained='none': random "
-                              f"initialisation)") from exc
-    return dst
+        return weights_file(url, cache=folder, progress=progress)
+    except fetch.FetchError as exc:
+        raise CheckpointError(f"pretrained='imagenet': {exc}; put {fetch.file_name(url)} into {folder} by hand, or "
+                              f"pass pretrained=<local weights file> (pretrained='none': random initialisation)"
+                              ) from None
+
+
+#: Where weights given by URL are kept: ``$ARTLIB_WEIGHTS``, else ``<torch hub dir>/artlib``.
+WEIGHTS_ENV = "ARTLIB_WEIGHTS"
+
+
+def is_url(src) -> bool:
+    """Whether ``src`` is an ``http(s)://`` URL (else a local path)."""
+    return isinstance(src, str) and src.lower().startswith(("http://", "https://"))
+
+
+def weights_file(src: str | os.PathLike, sha256: str | None = None, cache: str | os.PathLike | None = None,
+                 progress: bool = True) -> Path:
+    """The local file of a weights source: a path as it is, or an ``http(s)`` URL downloaded once.
+
+    A URL goes through :func:`artlib.fetch.fetch` (resumable; an HTML page or a truncated body refused in one line;
+    ``$ARTLIB_MIRROR`` honoured) into ``cache`` (default ``$ARTLIB_WEIGHTS``, else ``<torch hub dir>/artlib``),
+    verified against ``sha256`` when given and, as torch hub does on download, against the sha256 prefix in a file
+    name like ``resnet50-0676ba61.pth``. A file already in the cache (that matches ``sha256`` when given) is used as
+    it is. What the
+    file holds is checked when it is loaded (``weights_only=True``, tensors only).
+
+    Raises:
+        artlib.fetch.FetchError: the download failed or a checksum differs (the file is removed).
+        CheckpointNotFoundError: a local path that does not exist.
+
+    Example:
+        >>> weights_file("https://download.pytorch.org/models/resnet50-0676ba61.pth")      # doctest: +SKIP
+        PosixPath('/root/.cache/torch/hub/artlib/resnet50-0676ba61.pth')
+    """
+    if not is_url(src):
+        path = Path(src)
+        if not path.is_file():
+            raise CheckpointNotFoundError(f"checkpoint not found: {path}")
+        if sha256 and fetch.digest(path) != sha256.lower():
+            raise CheckpointError(f"{path}: sha256 {fetch.digest(path)} differs from the expected {sha256}")
+        return path
+    folder = Path(cache if cache is not None else os.environ.get(WEIGHTS_ENV) or Path(torch.hub.get_dir()) / "artlib")
+    cached = (folder / fetch.file_name(src)).is_file()
+    dest = fetch.fetch(src, folder / fetch.file_name(src), sha256=sha256, progress=progress)
+    prefix = re.search(r"-([a-f0-9]{8,64})\.[a-z]+$", dest.name)
+    if prefix and not cached and not fetch.digest(dest).startswith(prefix.group(1)):
+        got = fetch.digest(dest)
+        dest.unlink()
+        raise fetch.FetchError(f"{fetch.mirror_url(src)}: sha256 {got} does not start with {prefix.group(1)}, the "
+                               f"prefix in the file name")
+    return dest
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -584,6 +623,17 @@ def _load_weights_only(path: str | os.PathLike):
     return state
 
 
+def _tensor_state_dict(obj, source: Path) -> dict:
+    """The state dict inside ``obj`` (:func:`_unwrap_state_dict`), refused unless every entry is a tensor."""
+    sd = _unwrap_state_dict(obj)
+    bad = [k for k, v in sd.items() if not isinstance(v, torch.Tensor)]
+    if bad or not sd:
+        raise UnsafeCheckpointError(f"{source} is not a tensor-only state dict ("
+                                    + (f"non-tensor entries: {bad[:5]}" if bad else "no entries")
+                                    + f"); {_convert_hint(source)}")
+    return sd
+
+
 def _unwrap_state_dict(obj) -> dict:
     """The tensor dict inside ``obj``: ``obj['model']`` / ``obj['state_dict']`` when those are dicts, else ``obj``."""
     if isinstance(obj, dict):
@@ -598,8 +648,9 @@ _DENSENET_OLD_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\."
                                r"((?:[12])\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$")
 
 
-def load_torchvision_weights(model: NormalizedModel, path: str | os.PathLike, new_head: bool = False) -> LoadReport:
-    """Load a local torchvision-format state dict (e.g. ImageNet weights) into ``model.net``.
+def load_torchvision_weights(model: NormalizedModel, path: str | os.PathLike, new_head: bool = False,
+                             sha256: str | None = None) -> LoadReport:
+    """Load a torchvision-format state dict (e.g. ImageNet weights; a file or a URL) into ``model.net``.
 
     The file's keys are the bare torchvision names (``conv1.weight``, ``layer1.0.bn1.running_mean``, ...); they are
     mapped into the wrapped network (``net.conv1.weight``), and the :class:`Normalize` buffers keep the model's
@@ -611,18 +662,20 @@ def load_torchvision_weights(model: NormalizedModel, path: str | os.PathLike, ne
 
     Args:
         model (NormalizedModel): from :func:`build_model`.
-        path (path): the weights file (e.g. torchvision's ``resnet50-11ad3fa6.pth``, downloaded beforehand).
+        path (path or str): the weights file (e.g. torchvision's ``resnet50-11ad3fa6.pth``), or an ``http(s)`` URL
+            fetched once into the weights cache (:func:`weights_file`).
         new_head (bool): when True, the classification head (``model.head_prefixes``: ``fc`` / ``classifier``, and
             ``conv6`` for ``vgg-gap``) may be missing from the file or have another shape: it then keeps its fresh
             initialisation, and the file's old head is dropped. Every other weight must match. Default False: every
             weight must match exactly.
+        sha256 (str, optional): expected sha256 of the file (checked for a URL's download and a local file).
 
     Returns:
         LoadReport: ``(loaded, kept, dropped)`` key lists.
 
     Raises:
-        CheckpointNotFoundError: no such file. UnsafeCheckpointError: the file is not a plain state dict (the message
-        gives the conversion command). ValueError: keys or shapes do not match (the message lists them).
+        CheckpointNotFoundError: no such file. UnsafeCheckpointError: the file is not a tensor-only state dict (the
+        message gives the conversion command). artlib.fetch.FetchError: a URL's download failed or a checksum differs. ValueError: keys or shapes do not match (the message lists them).
 
     Example:
         >>> model = build_model("resnet50", 200, IMAGENET_MEAN, IMAGENET_STD)
@@ -630,8 +683,8 @@ def load_torchvision_weights(model: NormalizedModel, path: str | os.PathLike, ne
         >>> report.kept
         ['net.fc.weight', 'net.fc.bias']
     """
-    path = Path(path)
-    sd = _unwrap_state_dict(_load_weights_only(path))
+    path = weights_file(path, sha256)
+    sd = _tensor_state_dict(_load_weights_only(path), path)
     if any(k.startswith(("module.model.", "module.attacker.", "module.normalizer.")) for k in sd):
         sd = extract_robustness_state_dict(sd)  # a robust-models-transfer file that weights_only could read
     if sd and all(k.startswith("module.") for k in sd):
@@ -726,8 +779,8 @@ def extract_robustness_state_dict(checkpoint) -> dict[str, torch.Tensor]:
 
 
 def load_robustness_checkpoint(path: str | os.PathLike, arch: str, num_classes: int = 1000,
-                               mean: Sequence[float] = IMAGENET_MEAN,
-                               std: Sequence[float] = IMAGENET_STD) -> NormalizedModel:
+                               mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+                               sha256: str | None = None) -> NormalizedModel:
     """Build ``arch`` and load a microsoft/robust-models-transfer checkpoint (Salman et al., NeurIPS 2020) into it.
 
     These are the l-inf / l2 adversarially trained ImageNet models the Inequality paper (Duan et al., ICLR 2023,
@@ -740,7 +793,8 @@ def load_robustness_checkpoint(path: str | os.PathLike, arch: str, num_classes: 
     ``python -m artlib models convert FILE --out OUT --trust-pickle`` once; the converted file loads here too.
 
     Args:
-        path (path): the ``.ckpt`` file, or its converted plain state dict.
+        path (path or str): the ``.ckpt`` file, or its converted plain state dict; or an ``http(s)`` URL of either
+            (:func:`weights_file`, ``sha256`` checked when given).
         arch (str): one of :data:`ARCHS` matching the checkpoint.
         num_classes (int): classifier outputs. Default 1000.
         mean, std (sequence of float): normalisation of the returned model. Default ImageNet's.
@@ -751,7 +805,7 @@ def load_robustness_checkpoint(path: str | os.PathLike, arch: str, num_classes: 
     Example:
         >>> model = load_robustness_checkpoint("weights/resnet50_linf_eps4.0.weights.pt", "resnet50").eval()
     """
-    path = Path(path)
+    path = weights_file(path, sha256)
     sd = extract_robustness_state_dict(_load_weights_only(path))
     model = build_model(arch, num_classes, mean, std)
     _load_into(model, {"net." + k: v for k, v in sd.items()}, source=path, new_head=False, skip_normalize=True)
@@ -776,7 +830,7 @@ def _unpickle_trusted(src: Path):
 
 
 def convert_robustness_checkpoint(src: str | os.PathLike, dst: str | os.PathLike | None = None,
-                                  trust_pickle: bool = False) -> Path:
+                                  trust_pickle: bool = False, sha256: str | None = None) -> Path:
     """Convert a microsoft/robust-models-transfer checkpoint into a plain state dict with a sha256 sidecar.
 
     The originals are pickled with ``dill`` and hold optimizer state, so ``torch.load(weights_only=True)`` may
@@ -788,9 +842,11 @@ def convert_robustness_checkpoint(src: str | os.PathLike, dst: str | os.PathLike
     ``weights_only=True`` through :func:`load_robustness_checkpoint` or ``build_model(..., pretrained=dst)``.
 
     Args:
-        src (path): the original ``.ckpt``.
-        dst (path, optional): output file. Default ``<src stem>.weights.pt`` beside ``src``.
+        src (path or str): the original ``.ckpt``, or its ``http(s)`` URL (fetched once into the weights cache,
+            :func:`weights_file`).
+        dst (path, optional): output file. Default ``<src stem>.weights.pt`` beside ``src`` (its cached download).
         trust_pickle (bool): allow unpickling ``src`` (``dill`` used when installed). Default False.
+        sha256 (str, optional): expected sha256 of ``src``, checked before anything is read.
 
     Returns:
         Path: ``dst``.
@@ -803,10 +859,8 @@ def convert_robustness_checkpoint(src: str | os.PathLike, dst: str | os.PathLike
         >>> convert_robustness_checkpoint("resnet50_linf_eps4.0.ckpt", trust_pickle=True)
         PosixPath('resnet50_linf_eps4.0.weights.pt')
     """
-    src = Path(src)
+    src = weights_file(src, sha256)
     dst = Path(dst) if dst is not None else src.with_name(src.stem + ".weights.pt")
-    if not src.is_file():
-        raise CheckpointNotFoundError(f"checkpoint not found: {src}")
     if checkpoints.looks_like_html(src):
         raise CheckpointError(checkpoints.html_message(src, "a robust-models-transfer checkpoint"))
     checkpoints.verify_zip(src)  # flipped bytes fail here, before anything is unpickled or a sidecar written

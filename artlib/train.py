@@ -77,7 +77,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from artlib import losses
+from artlib import losses, models
 
 __all__ = ["METHODS", "PROFILES", "AUGMENTS", "TrainConfig", "TrainResult", "NonFiniteLossError", "config",
            "paper_settings", "train", "method_loss", "build_model", "load_model", "lr_at", "cutout", "main",
@@ -148,7 +148,8 @@ class TrainConfig:
             the batch in the trainer (deterministic, resumable); for ``cub200``, ``crop_flip`` is the dataset
             transform of the authors' WSOL code (random 224 crop of the 256x256 resize + flip).
         cache: load the (subset) datasets into memory once (small subsets) instead of a DataLoader.
-        pretrained: a local weights file for :func:`artlib.models.build_model`, or ``"imagenet"`` (torchvision's
+        pretrained: a local weights file or an ``http(s)`` URL of one (fetched once, verified:
+            :func:`artlib.models.weights_file`) for :func:`artlib.models.build_model`, or ``"imagenet"`` (torchvision's
             ImageNet weights of ``arch``; the paper profile's CUB-200 default, ART B.1 fine-tunes them); ``"none"``
             in :func:`config` / ``--pretrained none``: random initialisation.
         eval_every, eval_attr_max, eval_adv_steps: test metrics every ``eval_every`` epochs; L_attr / cos on at most
@@ -1257,7 +1258,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     out = cfg.run_dir().parent
     if out.exists() and not out.is_dir():
         raise ValueError(f"out_dir {out} is a file, not a folder (out_dir / $ARTLIB_RUNS names where run folders go)")
-    if cfg.pretrained not in (None, "imagenet") and not Path(cfg.pretrained).is_file():
+    if cfg.pretrained not in (None, "imagenet") and not models.is_url(cfg.pretrained) \
+            and not Path(cfg.pretrained).is_file():
         raise FileNotFoundError(f"pretrained weights file not found: {cfg.pretrained} (or pretrained='imagenet': "
                                 f"torchvision's ImageNet weights)")
     if cfg.dataset == "cub200" and cfg.profile in ("paper", "official") and cfg.pretrained is None:
@@ -1612,7 +1614,7 @@ def field_help() -> dict:
                     ("true", "false", "N")),
         "augment": ("batch augmentation", AUGMENTS),
         "cache": ("hold the (subset) datasets in memory instead of a DataLoader", ("true", "false")),
-        "pretrained": ("weights to start from: a local file, imagenet (torchvision's), or none (random init)", None),
+        "pretrained": ("weights to start from: a local file or URL, imagenet (torchvision's), or none (random init)", None),
         "eval_every": ("evaluate on the test split every N epochs (int >= 1)", None),
         "eval_attr_max": ("test images for L_attr / cos (int >= 0)", None),
         "eval_adv_steps": ("PGD steps of the robust test accuracy at eps (int >= 0; 0: skipped)", None),

@@ -68,6 +68,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+@pytest.fixture(autouse=True)
+def _weights_cache(tmp_path, monkeypatch):
+    """Weights given by URL land under the test's folder, never in the user's torch hub cache."""
+    monkeypatch.setenv("ARTLIB_WEIGHTS", str(tmp_path / "weights-cache"))
+
+
 @pytest.fixture
 def server():
     """A loopback HTTP server in a thread: ``(base URL, handler class)``; files go in ``handler.files``."""
@@ -341,3 +347,108 @@ def test_profile_datasets_and_paper_needs(tmp_path, monkeypatch):
     assert reproduce.missing_data(by_name["14_art_fig7_segmentation.ipynb"], "paper") == [
         "cub200:train", "cub200:test", "flowers17-trimaps"]
     assert reproduce.missing_data(by_name["21_ineq_fig2_attributions.ipynb"], "smoke") == ["cifar10:test"]
+
+
+# ------------------------------------------------------------------------------------------ external weights
+def _serve_torch(handler, name, obj) -> bytes:
+    import torch
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    handler.files[name] = buf.getvalue()
+    return handler.files[name]
+
+
+def _same(a, b) -> bool:
+    import torch
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_weights_by_url_are_fetched_once_and_verified(server, tmp_path, monkeypatch):
+    from artlib import models
+    base, handler = server
+    monkeypatch.setenv("ARTLIB_WEIGHTS", str(tmp_path / "weights"))
+    src = models.build_model("small-cnn", 10)
+    body = _serve_torch(handler, "small.pt", src.state_dict())
+    url = f"{base}/ok/small.pt"
+    model = models.build_model("small-cnn", 10, pretrained=url)
+    assert _same(model, src) and (tmp_path / "weights" / "small.pt").read_bytes() == body
+    fresh = models.build_model("small-cnn", 10)
+    models.load_torchvision_weights(fresh, url, sha256=hashlib.sha256(body).hexdigest())
+    assert _same(fresh, src) and len(handler.log) == 1                # cached and verified: not fetched again
+    with pytest.raises(fetch.FetchError, match="sha256 .* differs from the expected f{64}"):
+        models.weights_file(f"{base}/ok/small.pt", sha256="f" * 64,
+                            cache=tmp_path / "other")
+    assert _files_under(tmp_path / "other") == []
+
+
+def test_weights_by_url_refuse_html_and_a_wrong_name_prefix(server, tmp_path):
+    from artlib import models
+    base, handler = server
+    with pytest.raises(fetch.FetchError, match="HTML page") as err:
+        models.build_model("small-cnn", 10, pretrained=f"{base}/html/resnet50.pth")
+    assert "\n" not in str(err.value)
+    _serve_torch(handler, "small-deadbeef.pt", models.build_model("small-cnn", 10).state_dict())
+    with pytest.raises(fetch.FetchError, match="does not start with deadbeef"):
+        models.weights_file(f"{base}/ok/small-deadbeef.pt", cache=tmp_path / "w")
+    assert _files_under(tmp_path / "w") == []
+
+
+def test_weights_that_are_not_tensor_only_state_dicts_are_refused(server, tmp_path):
+    import argparse
+    import torch
+    from artlib import models
+    from artlib.checkpoints import UnsafeCheckpointError
+    base, handler = server
+    sd = models.build_model("small-cnn", 10).state_dict()
+    _serve_torch(handler, "notes.pt", {**sd, "note": "trained on tuesday"})         # weights_only reads it
+    with pytest.raises(UnsafeCheckpointError, match=r"not a tensor-only state dict.*'note'.*--trust-pickle"):
+        models.load_torchvision_weights(models.build_model("small-cnn", 10), f"{base}/ok/notes.pt")
+    net = models.build_model("small-cnn", 10).net
+    ckpt = {"model": {f"module.model.{k}": v for k, v in net.state_dict().items()}, "epoch": torch.tensor(7),
+            "args": argparse.Namespace(arch="small")}                                 # needs unpickling
+    body = _serve_torch(handler, "small_linf_eps4.0.ckpt", ckpt)
+    url, digest = f"{base}/ok/small_linf_eps4.0.ckpt", hashlib.sha256(body).hexdigest()
+    out = tmp_path / "small_linf4.pt"
+    cmd = ["models", "convert", url, "--sha256", digest, "--out", str(out)]
+    with pytest.raises(UnsafeCheckpointError, match="--trust-pickle"):
+        models.load_robustness_checkpoint(url, "small-cnn", num_classes=10, sha256=digest)
+    assert cli(cmd) == 2 and not out.exists()
+    assert cli(cmd + ["--trust-pickle"]) == 0
+    loaded = models.load_robustness_checkpoint(out, "small-cnn", num_classes=10)
+    assert all(torch.equal(a, b) for a, b in zip(loaded.net.state_dict().values(), net.state_dict().values()))
+    assert cli(["models", "convert", url, "--sha256", "0" * 64, "--out", str(tmp_path / "x.pt"),
+                "--trust-pickle"]) == 2 and not (tmp_path / "x.pt").exists()
+
+
+def test_pretrained_imagenet_is_torchvisions_file_fetched_with_its_hash_prefix(server, tmp_path, monkeypatch):
+    """``pretrained="imagenet"``: torchvision's IMAGENET1K_V1 file in torch hub's cache, downloaded with its hash
+    prefix checked; offline or a wrong hash ends in one line naming the URL and the override, and leaves no file."""
+    import torch
+    import torchvision
+    from artlib import checkpoints, models
+    base, handler = server
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    name = fetch.file_name(torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url)
+    assert name == "resnet18-f37072fd.pth"
+    monkeypatch.setenv("ARTLIB_MIRROR", "http://127.0.0.1:9")                      # offline
+    with pytest.raises(checkpoints.CheckpointError) as err:
+        models.build_model("resnet18-imagenet", 200, pretrained="imagenet")
+    msg = str(err.value)
+    assert len(msg.splitlines()) == 1 and f"127.0.0.1:9/{name}" in msg and "pretrained=<local weights file>" in msg
+    torch.manual_seed(3)
+    tv = torchvision.models.resnet18()                                  # stands in for the ImageNet weights
+    _serve_torch(handler, name, tv.state_dict())
+    monkeypatch.setenv("ARTLIB_MIRROR", f"{base}/ok")
+    with pytest.raises(checkpoints.CheckpointError, match="does not start with f37072fd"):
+        models.imagenet_weights("resnet18-imagenet", progress=False)
+    assert not any((tmp_path / "torch").rglob("*.pth*"))                # nothing half-written left
+    cached = tmp_path / "torch" / "hub" / "checkpoints" / name           # put there by hand: used as it is
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_bytes(handler.files[name])
+    assert models.imagenet_weights("resnet18-imagenet", progress=False) == cached
+    model = models.build_model("resnet18-imagenet", 200, pretrained="imagenet")
+    body = {k: v for k, v in tv.state_dict().items() if not k.startswith("fc.")}
+    assert all(torch.equal(model.net.state_dict()[k], v) for k, v in body.items())
+    assert model.net.fc.out_features == 200                             # a new head for CUB's 200 classes
+    with pytest.raises(ValueError, match="no torchvision ImageNet weights for arch 'small-cnn'; choices: resnet50"):
+        models.imagenet_weights("small-cnn")

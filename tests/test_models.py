@@ -1,7 +1,6 @@
 """artlib.models: architectures, Normalize, the ReLU -> Softplus swap, CAM layers, external weight loaders."""
 import argparse
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -369,38 +368,3 @@ def test_load_torchvision_weights_densenet_old_keys_and_vgg_head(tmp_path):
     assert set(report.dropped) == {"net.classifier.0.weight", "net.classifier.6.bias"}
     assert set(report.kept) == {"net.conv6.0.weight", "net.conv6.0.bias", "net.fc.weight", "net.fc.bias"}
     assert torch.equal(vgg.net.features[28].weight, sd["28.weight"])
-
-
-def test_pretrained_imagenet_resolves_to_torchvisions_hash_checked_file(tmp_path, monkeypatch):
-    """``pretrained="imagenet"``: torchvision's IMAGENET1K_V1 file in torch hub's cache, downloaded with its hash
-    prefix checked; offline or a wrong hash ends in one line naming the URL and the override, and leaves no file."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    url = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url
-    calls = []
-
-    def offline(u, dst, hash_prefix=None, progress=True):
-        calls.append((u, hash_prefix))
-        Path(dst).write_bytes(b"partial")
-        raise OSError("<urlopen error [Errno -3] Temporary failure in name resolution>")
-
-    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
-    with pytest.raises(checkpoints.CheckpointError) as err:
-        models.build_model("resnet18-imagenet", 200, pretrained="imagenet")
-    msg = str(err.value)
-    assert len(msg.splitlines()) == 1 and url in msg and "pretrained=<local weights file>" in msg
-    assert calls == [(url, "f37072fd")]                                 # torchvision's hash prefix, checked
-    assert not any((tmp_path / "torch").rglob("*.pth"))                 # nothing half-written left
-
-    torch.manual_seed(3)
-    tv = torchvision.models.resnet18()                                  # stands in for the ImageNet weights
-    def serve(u, dst, hash_prefix=None, progress=True):
-        torch.save(tv.state_dict(), dst)
-    monkeypatch.setattr(torch.hub, "download_url_to_file", serve)
-    path = models.imagenet_weights("resnet18-imagenet", progress=False)
-    assert path == tmp_path / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth" and path.is_file()
-    model = models.build_model("resnet18-imagenet", 200, pretrained="imagenet")
-    body = {k: v for k, v in tv.state_dict().items() if not k.startswith("fc.")}
-    assert all(torch.equal(model.net.state_dict()[k], v) for k, v in body.items())
-    assert model.net.fc.out_features == 200                             # a new head for CUB's 200 classes
-    with pytest.raises(ValueError, match="no torchvision ImageNet weights for arch 'small-cnn'; choices: resnet50"):
-        models.imagenet_weights("small-cnn")
