@@ -16,7 +16,7 @@ ISA_NOTEBOOKS ?= notebooks/03_art_table1_robustness.ipynb notebooks/20_ineq_tabl
                  notebooks/27_ineq_class_gini.ipynb
 ISA_NOTEBOOKS_DEFAULT ?= notebooks/20_ineq_table1_gini.ipynb
 
-.PHONY: install reproduce test test-isa unit notebooks clean
+.PHONY: install reproduce paper-check test test-isa unit notebooks clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ install: $(VENV)/.installed
 reproduce: install
 	$(PY) -m artlib data ensure --profile $(PROFILE)
 	$(PY) -m artlib reproduce --profile $(PROFILE) --jobs $(JOBS)
+
+# The paper profile proven before a GPU run: every notebook's paper branch, cut to a few steps (outputs in
+# runs/dry-run, not results); records the training requests behind `reproduce --profile paper --plan`.
+paper-check: install
+	$(PY) -m artlib reproduce --profile paper --dry-run
 
 # Whole test suite: unit tests, then every notebook re-executed (smoke profile: the zoo's models on few images) and
 # its checked cell compared by nbval; the smoke figures go to runs/test-figures, not over the committed figures/.

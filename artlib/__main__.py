@@ -78,8 +78,15 @@ def _cmd_models_convert(args) -> int:
 def _cmd_reproduce(args) -> int:
     from artlib import reproduce
 
+    if args.plan:
+        if args.profile != "paper":
+            raise ValueError(f"--plan estimates the paper profile's cost: use --profile paper, not {args.profile!r}")
+        from artlib import plan
+        print(plan.render(plan.model_table(reproduce.select(args.only)), plan.dataset_table(args.profile)))
+        return 0
+
     return reproduce.run(profile=args.profile, only=args.only, out=args.out, jobs=args.jobs, force=args.force,
-                         cell_timeout=args.cell_timeout)
+                         cell_timeout=args.cell_timeout, dry_run=args.dry_run)
 
 
 def _papermill_value(text: str):
@@ -181,6 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="folder for executed notebooks (default runs/<profile>)")
     p.add_argument("--jobs", type=_int_at_least(1), default=1, help="notebooks to run at once (int >= 1)")
     p.add_argument("--force", action="store_true", help="re-execute notebooks that are up to date")
+    p.add_argument("--plan", action="store_true",
+                   help="paper profile only: print the models each notebook trains, their estimated H200 hours and "
+                        "the datasets missing, then exit (artlib.plan)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="paper profile only: every notebook's paper branch with training, images and iterations cut "
+                        "to a few (artlib.dryrun); outputs under runs/dry-run, not results")
     p.add_argument("--cell-timeout", type=_int_at_least(0), default=None,
                    help="seconds a cell may run before its notebook fails (default: 1800 smoke, none paper; 0: none)")
     p.set_defaults(func=_cmd_reproduce)

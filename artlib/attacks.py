@@ -46,6 +46,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from artlib import dryrun
+
 __all__ = ["pgd", "ifia", "IFIAResult", "IFIA_MEASURES", "IFIA_SETTINGS", "auto_batch_size",
            "targeted_attribution_attack", "TargetedResult", "spsa", "spatial_attack", "SpatialResult",
            "transfer_accuracy", "adversarial_images", "inductive_noise", "NoiseResult", "inductive_occlusion",
@@ -372,7 +374,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, step_siz
     _check_choice("norm", norm, ("linf", "l2"))
     eps = _check_eps(eps, norm, x)
     step_size = _check_number("step_size", step_size)
-    steps = _check_int("steps", steps)
+    steps = _check_int("steps", dryrun.iterations(steps))
     loss_fn = loss_fn or (lambda logits, t: F.cross_entropy(logits, t, reduction="sum"))
     x = x.detach()
     shape = (-1,) + (1,) * (x.dim() - 1)
@@ -550,8 +552,8 @@ def ifia(model: nn.Module, x: torch.Tensor, y: torch.Tensor, k: int, eps: float,
     eval_k = k if eval_k is None else _check_int("eval_k", eval_k, lo=1, hi=H * W)
     eps = _check_eps(eps)
     step_size = _check_number("step_size", step_size)
-    steps = _check_int("steps", steps)
-    n_steps_ig = _check_int("n_steps_ig", n_steps_ig, lo=2)
+    steps = _check_int("steps", dryrun.iterations(steps))
+    n_steps_ig = _check_int("n_steps_ig", dryrun.iterations(n_steps_ig), lo=2)
     _check_choice("setting", setting, IFIA_SETTINGS)
     official = setting == "official"
     measure = ("kendall_topk" if official else "topk") if measure is None else measure
@@ -718,8 +720,8 @@ def targeted_attribution_attack(model: nn.Module, x: torch.Tensor, target_map: t
         raise ValueError(f"target_map must be [B, H, W] = {(B, H, W)} (or [B, C, H, W]), got {shape}")
     eps = _check_eps(eps)
     step_size = _check_number("step_size", step_size)
-    steps = _check_int("steps", steps)
-    n_steps_ig = _check_int("n_steps_ig", n_steps_ig, lo=2)
+    steps = _check_int("steps", dryrun.iterations(steps))
+    n_steps_ig = _check_int("n_steps_ig", dryrun.iterations(n_steps_ig), lo=2)
     if gamma is not None:
         gamma = _check_number("gamma", gamma)
     if beta is not None:
@@ -825,7 +827,7 @@ def spsa(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: 
     _check_images(x)
     y = _check_labels(y, x)
     eps = _check_eps(eps)
-    steps = _check_int("steps", steps)
+    steps = _check_int("steps", dryrun.iterations(steps))
     lr = _check_number("lr", lr, positive=True)
     delta = _check_number("delta", delta, positive=True)
     n_samples = _check_int("n_samples", n_samples, lo=1)

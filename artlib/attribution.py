@@ -23,6 +23,8 @@ from typing import Optional, Union
 import numpy as np
 import torch
 import torch.nn as nn
+
+from artlib import dryrun
 from captum._utils.common import _run_forward
 from captum.attr import (GradientShap, InputXGradient, IntegratedGradients, LayerAttribution, LayerGradCam,
                          NoiseTunnel, Saliency)
@@ -430,6 +432,7 @@ def attribute(model: nn.Module, x: torch.Tensor, target: Target, method: str = "
     _check_x(x, model)
     tgt = _target_tensor(target, x)
     _check_target_range(tgt, model, x)
+    n_steps, n_samples = max(2, dryrun.iterations(n_steps)), dryrun.iterations(n_samples)
     try:
         return _attribute(model, x, tgt, method, baselines, n_steps, internal_batch_size, differentiable, beta,
                           n_samples, stdevs, layer, seed, ig_method)

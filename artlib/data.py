@@ -51,7 +51,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from artlib import fetch
+from artlib import dryrun, fetch
 from artlib.corruptions import CORRUPTIONS, corrupt
 
 DATA_ENV = "ARTLIB_DATA"
@@ -945,6 +945,7 @@ def load_dataset(name: str, split: str, root: str | os.PathLike | None = None,
             raise
         globals()["download"](name, root)  # the module function, shadowed here by the ``download`` flag
         ds = info.loader(root, split, transform=transform, **options)
+    ds = dryrun.dataset(ds)
     if subset is not None:
         ds = subset_dataset(ds, subset)
     if balance is not False and balance is not None:

@@ -58,6 +58,7 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
+from artlib import dryrun
 from artlib.attribution import _eval_mode  # one eval-mode helper for the package
 
 __all__ = ["MODELS", "IMAGENET_ARCHS", "IMAGENET_NOISE_PIXELS", "CHECKPOINTS_ENV", "REGION",
@@ -932,6 +933,7 @@ def autoattack_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps:
         >>> autoattack_accuracy(model, x, y, 8/255, attacks=("apgd-ce", "apgd-dlr"), max_iter=20, restarts=1)
     """
     y = _check_xy(x, y)
+    max_iter, restarts, square_queries = (dryrun.iterations(v) for v in (max_iter, restarts, square_queries))
     if norm not in ("linf", "l2"):
         raise ValueError(f"unknown norm {norm!r}; choices: ['linf', 'l2']")
     if not isinstance(eps, (int, float)) or not eps > 0:

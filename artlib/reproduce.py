@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-from artlib import data
+from artlib import data, dryrun
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -484,6 +484,8 @@ def _execute(job: dict) -> dict:
 
     log = Path(job["log"])
     log.unlink(missing_ok=True)
+    if job["env"].get(dryrun.ENV):
+        Path(job["env"][dryrun.ENV]).unlink(missing_ok=True)   # this run's requests only
     start = time.time()
     result = {"notebook": job["notebook"], "ok": False, "seconds": 0.0}
     try:
@@ -499,8 +501,8 @@ def _execute(job: dict) -> dict:
 
 
 def run(profile: str = "smoke", only: str | None = None, out: str | Path | None = None, jobs: int = 1,
-        force: bool = False, cell_timeout: Optional[int] = None, *, manifest: Sequence[Entry] | None = None,
-        notebooks: str | Path | None = None, kernel: str = "python3") -> int:
+        force: bool = False, cell_timeout: Optional[int] = None, *, dry_run: bool = False,
+        manifest: Sequence[Entry] | None = None, notebooks: str | Path | None = None, kernel: str = "python3") -> int:
     """Execute the selected notebooks with papermill; return 0 when none failed, 1 otherwise.
 
     Args:
@@ -513,6 +515,11 @@ def run(profile: str = "smoke", only: str | None = None, out: str | Path | None 
         force: execute even the notebooks that are up to date.
         cell_timeout: seconds one cell may run before the notebook is reported as failed (None: the profile's
             :data:`CELL_TIMEOUT`, 30 min on smoke, unlimited on paper; 0: unlimited).
+        dry_run: the ``paper`` profile's dry run (:mod:`artlib.dryrun`): every notebook executes its paper branch
+            with training, images and iterations cut to a few; its data root is ``<out>/data`` (the data root's
+            datasets plus generated official-format trees for what it lacks), its ImageNet checkpoints random ones
+            in the robust-models-transfer format, its checkpoints, figures and request logs go under ``out``
+            (default ``runs/dry-run``), never over ``figures/`` or the cache; always re-executed.
         manifest, notebooks, kernel: the entries (default :data:`MANIFEST`), their folder (default ``notebooks/``)
             and the Jupyter kernel; for tests and other projects.
 
@@ -525,16 +532,25 @@ def run(profile: str = "smoke", only: str | None = None, out: str | Path | None 
         raise ValueError(f"unknown profile {profile!r}; choices: {list(PROFILES)}")
     if int(jobs) < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs!r}")
+    if dry_run and profile != "paper":
+        raise ValueError(f"a dry run executes the paper profile's branches: profile must be 'paper', got {profile!r}")
     nb_dir = Path(notebooks) if notebooks else NOTEBOOKS
     timeout = CELL_TIMEOUT[profile] if cell_timeout is None else (int(cell_timeout) or None)
-    out_dir = Path(out) if out else ROOT / "runs" / profile
+    out_dir = Path(out) if out else ROOT / "runs" / ("dry-run" if dry_run else profile)
     out_dir.mkdir(parents=True, exist_ok=True)
     # Notebooks run with cwd=notebooks/: pin the data root to an absolute path so a relative default (./data) or a
     # relative $ARTLIB_DATA means the same folder inside the kernels as here.
     os.environ[data.DATA_ENV] = str(data.resolve_root().resolve())
+    extra_env = {}
+    if dry_run:
+        force, timeout = True, timeout or CELL_TIMEOUT["reference"]
+        os.environ[data.DATA_ENV] = str(dryrun.prepare_data(out_dir))
+        extra_env = {"ARTLIB_RUNS": str((out_dir / "cache").resolve()),
+                     "ARTLIB_FIGURES": str((out_dir / "figures").resolve()),
+                     "ARTLIB_ROBUST_MODELS": str(dryrun.prepare_robust_models(out_dir))}
     artlib_sha = package_hash()
     entries = select(only, manifest)
-    failures, skipped, fresh = [], [], []
+    failures, skipped, fresh, done = [], [], [], []
     t_all = time.time()
     for stage in STAGES:
         todo = []
@@ -556,15 +572,21 @@ def run(profile: str = "smoke", only: str | None = None, out: str | Path | None 
                 "notebook": entry.notebook, "source": str(nb_dir / entry.notebook),
                 "target": str(out_dir / entry.notebook), "parameters": entry.parameters(profile),
                 "cwd": str(nb_dir), "kernel": kernel, "log": str(out_dir / (entry.name + ".checkpoints.jsonl")),
-                "timeout": timeout, "env": {data.DATA_ENV: os.environ[data.DATA_ENV]}}))
+                "timeout": timeout, "env": {data.DATA_ENV: os.environ[data.DATA_ENV], **extra_env, **(
+                    {dryrun.ENV: str((out_dir / (entry.name + ".requests.jsonl")).resolve())} if dry_run else {})}}))
         for (entry, key, _), res in zip(todo, _map(_execute, [job for *_, job in todo], int(jobs))):
             target = out_dir / entry.notebook
             if not res["ok"]:
                 failures.append(entry.notebook)
                 print(f"FAILED {entry.notebook} {res['error']}  (see {target})")
                 continue
-            _write_state(entry, profile, out_dir, key, res["checkpoints"], res["seconds"])
+            done.append(entry.notebook)
+            if not dry_run:     # a dry run's outputs are not results: never "up to date"
+                _write_state(entry, profile, out_dir, key, res["checkpoints"], res["seconds"])
             print(f"ok     {entry.notebook}  {res['seconds']:6.1f} s  -> {target}")
+    if dry_run and done:
+        from artlib import plan
+        print(f"requests of {len(done)} dry-run notebooks recorded in {plan.record(out_dir, done)}")
     if skipped:
         print(f"{len(skipped)} skipped for missing data: {skipped}")
     if fresh:

@@ -77,7 +77,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from artlib import losses, models
+from artlib import dryrun, losses, models
 
 __all__ = ["METHODS", "PROFILES", "AUGMENTS", "TrainConfig", "TrainResult", "NonFiniteLossError", "config",
            "paper_settings", "train", "method_loss", "build_model", "load_model", "lr_at", "cutout", "main",
@@ -1255,6 +1255,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     if not isinstance(cfg, TrainConfig):
         raise ValueError(f"train() needs a TrainConfig (see artlib.train.config), got {type(cfg).__name__}")
     cfg.validate()
+    cfg = dryrun.training_config(cfg)     # a dry run of the paper profile: record the request, train 2 steps
     out = cfg.run_dir().parent
     if out.exists() and not out.is_dir():
         raise ValueError(f"out_dir {out} is a file, not a folder (out_dir / $ARTLIB_RUNS names where run folders go)")

@@ -332,6 +332,8 @@ def test_cli_passes_force_jobs_only_and_out(monkeypatch, tmp_path):
     assert cli.main(["reproduce", "--profile", "paper", "--only", "03_", "--jobs", "2", "--force",
                      "--out", str(tmp_path)]) == 0
     assert seen == {"profile": "paper", "only": "03_", "out": str(tmp_path), "jobs": 2, "force": True,
-                    "cell_timeout": None}
+                    "cell_timeout": None, "dry_run": False}
+    cli.main(["reproduce", "--profile", "paper", "--dry-run"])
+    assert seen["dry_run"] is True and seen["profile"] == "paper"
     cli.main(["reproduce", "--cell-timeout", "60"])
     assert seen["force"] is False and seen["profile"] == "reference" and seen["jobs"] == 1 and seen["cell_timeout"] == 60
