@@ -148,7 +148,6 @@ def test_hours_cache_sharing_and_staleness(tmp_path):
 def test_record_merges_the_dry_run_logs(tmp_path):
     out = tmp_path / "dry"
     out.mkdir()
-    cfg = train.config("paper", "cifar10", "art")
     (out / "02_train_art.requests.jsonl").write_text(json.dumps({"kind": "train", "run_name": "x", "config": {"a": 1}}) + "\n")
     path = _requests(tmp_path / "req.jsonl", [{"notebook": "02_train_art", "run_name": "old", "config": {}},
                                                {"notebook": "03_art_table1_robustness", "run_name": "y", "config": {}}])
@@ -156,7 +155,6 @@ def test_record_merges_the_dry_run_logs(tmp_path):
     rows = [json.loads(ln) for ln in path.read_text().splitlines()]
     assert [r["notebook"] for r in rows] == ["00_data_overview", "02_train_art", "03_art_table1_robustness"]
     assert rows[1]["run_name"] == "x" and rows[0]["config"] is None
-    del cfg
 
 
 def test_readme_shows_the_recorded_plan():
