@@ -937,6 +937,7 @@ def spatial_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
             not bool(torch.isfinite(rot).all() and torch.isfinite(tr).all()):
         raise ValueError(f"rotations and translations must be non-empty 1-D sequences of finite numbers, got "
                          f"{rotations!r} and {translations!r}")
+    rot, tr = dryrun.grid(rot), dryrun.grid(tr)
     grid = torch.cartesian_prod(rot.double(), tr.double(), tr.double()).to(device=x.device, dtype=x.dtype)  # [T, 3]
     B, T = x.shape[0], grid.shape[0]
     x = x.detach()

@@ -910,12 +910,5 @@ def readme_block(rows: pd.DataFrame) -> str:
 def update_readme(readme=None, figures=None) -> bool:
     """Rewrite the block between :data:`README_BEGIN` and :data:`README_END` of ``README.md`` from
     ``figures/claims.csv``; returns whether it changed."""
-    from pathlib import Path
-    path = Path(readme) if readme else plots.ROOT / "README.md"
-    text = path.read_text(encoding="utf-8")
-    start, end = text.index(README_BEGIN) + len(README_BEGIN), text.index(README_END)
     rows = pd.read_csv(plots.figures_dir(figures) / "claims.csv")
-    new = text[:start] + "\n" + readme_block(rows) + "\n" + text[end:]
-    if new != text:
-        path.write_text(new, encoding="utf-8")
-    return new != text
+    return plots.update_block(readme or plots.ROOT / "README.md", README_BEGIN, README_END, readme_block(rows))

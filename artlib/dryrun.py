@@ -9,8 +9,10 @@ what                      cap while a dry run is active (:data:`LIMITS`)
 ========================  ==========================================================================================
 training                  :func:`training_config`: 2 optimiser steps of batch 2 on 4 class-stratified train images,
                           test metrics on 2 images; the request (the full paper config) is recorded for ``--plan``
-dataset splits            :func:`dataset`: the first :data:`LIMITS` ``["split"]`` images (class-stratified)
+dataset splits            :func:`dataset`: ``LIMITS["split"]`` images, ``LIMITS["per_class"]`` of each class
+                          (CIFAR-10-C's corruption x severity blocks: :func:`images` caps the images per block)
 attack / path iterations  :func:`iterations`: PGD, IFIA, targeted attacks, SPSA, ART / RAR inner steps and IG points
+                          (a search grid, e.g. the spatial attack's: :func:`grid`, 2 points per axis)
 checks                    :func:`relaxed`: a notebook's failing check is printed as ``dry-run, not checked: ...``
 ========================  ==========================================================================================
 
@@ -32,14 +34,17 @@ import json
 import os
 from pathlib import Path
 
-__all__ = ["ENV", "LIMITS", "active", "iterations", "dataset", "training_config", "record", "read_requests",
+import numpy as np
+
+__all__ = ["ENV", "LIMITS", "active", "iterations", "grid", "images", "dataset", "training_config", "record", "read_requests",
            "relaxed"]
 
 #: Environment variable naming the request log of the running notebook (unset: no dry run).
 ENV = "ARTLIB_DRY_RUN"
 #: The caps of a dry run: optimiser steps, batch size, train / test images of a training run, images per dataset
 #: split read by a notebook, iterations of an attack or points of an attribution path.
-LIMITS = {"train_steps": 2, "batch_size": 2, "train_images": 4, "test_images": 2, "split": 4, "iterations": 2}
+LIMITS = {"train_steps": 2, "batch_size": 2, "train_images": 4, "test_images": 2, "split": 4, "per_class": 2,
+          "iterations": 2}
 
 
 def active() -> bool:
@@ -52,12 +57,36 @@ def iterations(n):
     return n if n is None or not active() else min(int(n), LIMITS["iterations"])
 
 
+def grid(values):
+    """A search grid (a 1-D tensor, e.g. a spatial attack's angles) cut to ``LIMITS["iterations"]`` evenly spaced
+    entries, its ends kept, in a dry run; ``values`` itself otherwise."""
+    n = LIMITS["iterations"]
+    if not active() or len(values) <= n:
+        return values
+    return values[np.linspace(0, len(values) - 1, n).round().astype(np.int64).tolist()]
+
+
+def images(n):
+    """An image count ``n`` (None: all) capped at ``LIMITS["split"]`` in a dry run; ``n`` itself otherwise. For
+    code that picks its images from a dataset :func:`dataset` leaves whole (CIFAR-10-C's blocks)."""
+    return n if not active() else min(LIMITS["split"], LIMITS["split"] if n is None else int(n))
+
+
 def dataset(ds):
-    """``ds`` cut to ``LIMITS["split"]`` class-stratified images in a dry run (:func:`artlib.data.subset_dataset`)."""
-    if not active() or len(ds) <= LIMITS["split"]:
-        return ds
+    """``ds`` cut to ``LIMITS["split"]`` images in a dry run: ``LIMITS["per_class"]`` of each of the first classes
+    that have as many (label order, dataset order within a class), so that per-class code (a class-conditional Gaussian, a class
+    mean) sees more than one image of a class; ``ds`` itself outside a dry run."""
     from artlib import data
-    return data.subset_dataset(ds, LIMITS["split"])
+    if not active() or len(ds) <= LIMITS["split"] or isinstance(ds, data.CIFAR10C):   # blocks: see images()
+        return ds
+    targets = np.asarray(ds.targets)
+    order = np.argsort(targets, kind="stable")
+    sorted_t = targets[order]
+    rank = np.arange(len(targets)) - np.searchsorted(sorted_t, sorted_t, side="left")   # index within its class
+    keep = order[rank < LIMITS["per_class"]]
+    full = np.bincount(targets)[targets[keep]] >= LIMITS["per_class"]    # classes with enough images come first
+    keep = np.concatenate([keep[full], keep[~full]])[:LIMITS["split"]]
+    return data.subset_dataset(ds, np.sort(keep).tolist())
 
 
 def record(kind: str, **info) -> None:
@@ -107,20 +136,18 @@ ROBUST_LABELS = ("standard", "linf-1", "linf-2", "linf-4", "linf-8", "l2-3")
 
 
 def _write_svhn(folder: Path, n: int = 8, seed: int = 0) -> None:
-    """``train_32x32.mat`` / ``test_32x32.mat`` as released: X ``[32, 32, 3, N]`` uint8, y ``[N, 1]`` in 1..10."""
-    import numpy as np
+    """``train_32x32.mat`` / ``test_32x32.mat`` as released: X ``[32, 32, 3, N]`` uint8, y ``[N, 1]`` in 1..10 (2 images per class)."""
     from scipy.io import savemat
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     for split in ("train", "test"):
         savemat(folder / f"{split}_32x32.mat", {"X": rng.integers(0, 256, (32, 32, 3, n), dtype=np.uint8),
-                                                "y": (np.arange(n) % 10 + 1).astype(np.uint8)[:, None]})
+                                                "y": (np.arange(n) // 2 % 10 + 1).astype(np.uint8)[:, None]})
 
 
 def _write_trimaps(flowers: Path, n: int = 4) -> None:
     """``trimaps/image_NNNN.png`` (foreground (128, 0, 0), the rest background) and ``trimaps/imlist.mat`` for the
     first ``n`` images of ``flowers/jpg`` (the Flowers-17 segmentation release's format)."""
-    import numpy as np
     from PIL import Image
     from scipy.io import savemat
     jpgs = sorted((flowers / "jpg").glob("image_*.jpg"))[:n]

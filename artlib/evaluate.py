@@ -46,6 +46,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from artlib import dryrun
+
 __all__ = ["MAP_METHODS", "method_label", "with_paper_values", "load_images", "image_index", "predict", "accuracy", "robust_accuracy", "attribution_robustness",
            "summarize_robustness", "attribution_maps", "gradient_image_cosine", "corruption_accuracy",
            "GenerationResult", "class_seed_sampler", "generate_class_conditional",
@@ -329,6 +331,7 @@ def attribution_maps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, map_met
     elif map_method == "saliency":
         attr = attribution.attribute(model, x, y, "saliency", differentiable=differentiable, beta=beta)
     else:
+        n_samples = dryrun.iterations(n_samples)
         alphas = _gradshap_alphas(n_samples, seed, x.dtype).to(x.device)
         with losses.smooth_model(model, beta), _eval(model), torch.enable_grad():
             z = x if x.requires_grad else x.detach().requires_grad_(True)
@@ -355,7 +358,7 @@ def _topk_map_attack(model, x, y, map_method, k, eps, step_size, steps, beta, n_
     best_c, best_m = torch.ones(x.shape[0], dtype=x.dtype, device=x.device), m0
     best_step = torch.full((x.shape[0],), -1, dtype=torch.long, device=x.device)
     x_adv = x.clone()
-    for t in range(steps):
+    for t in range(dryrun.iterations(steps)):
         z = x_adv.detach().requires_grad_(True)
         s = attribution_maps(model, z, y, map_method, differentiable=True, beta=beta, **kw)
         obj = (s * S).sum()
@@ -576,7 +579,7 @@ def corruption_accuracy(models: Union[nn.Module, Dict[str, nn.Module]], n: int =
             if not skip_missing:
                 raise
             continue
-        N = ds.n
+        N, n = ds.n, dryrun.images(n)
         # (a test set smaller than n, e.g. the 20 foolbox images: all of it)
         pick = data.subset_dataset(_Labels(ds.targets[:N]), n).indices if n is not None and n < N else list(range(N))
         for ci, c in enumerate(group):

@@ -34,7 +34,7 @@ from typing import Optional, Sequence
 
 import pandas as pd
 
-from artlib import data, dryrun, reproduce
+from artlib import data, dryrun, plots, reproduce
 
 __all__ = ["TRAIN_IMAGES", "STEP_TIMES", "REQUESTS", "step_times", "record", "requests", "model_table", "dataset_table", "render",
            "README_BEGIN", "README_END", "update_readme"]
@@ -213,10 +213,5 @@ def render(models: pd.DataFrame, datasets: pd.DataFrame | None = None) -> str:
 def update_readme(readme: str | Path | None = None, requests_file: str | Path | None = None) -> bool:
     """Rewrite the README's block between :data:`README_BEGIN` and :data:`README_END` with :func:`render` of the
     recorded dry run (datasets left out: they depend on the machine); returns whether it changed."""
-    readme = Path(readme) if readme else reproduce.ROOT / "README.md"
-    text = readme.read_text(encoding="utf-8")
-    start, end = text.index(README_BEGIN) + len(README_BEGIN), text.index(README_END)
-    new = text[:start] + "\n" + render(model_table(path=requests_file)) + "\n" + text[end:]
-    if new != text:
-        readme.write_text(new, encoding="utf-8")
-    return new != text
+    return plots.update_block(readme or reproduce.ROOT / "README.md", README_BEGIN, README_END,
+                              render(model_table(path=requests_file)))

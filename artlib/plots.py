@@ -50,6 +50,26 @@ def save_table(df, name: str, out_dir: str | Path | None = None, floatfmt: str =
     return [csv, md]
 
 
+def update_block(path: str | Path, begin: str, end: str, body: str) -> bool:
+    """Replace the text between the marker lines ``begin`` and ``end`` of the file ``path`` (a README block rendered
+    from a saved table) with ``body``, atomically; returns whether it changed. ValueError names a missing marker.
+
+    Example::
+
+        >>> update_block("README.md", "<!-- plan:begin -->", "<!-- plan:end -->", "| a |\\n|---|\\n| 1 |")
+    """
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    for marker in (begin, end):
+        if marker not in text:
+            raise ValueError(f"{path}: marker {marker!r} not found")
+    start, stop = text.index(begin) + len(begin), text.index(end)
+    new = text[:start] + "\n" + body + "\n" + text[stop:]
+    if new != text:
+        atomic_write(path, lambda f: f.write(new.encode("utf-8")))
+    return new != text
+
+
 def image_grid(images, titles=None, boxes=None, ncols: int = 8, size: float = 1.6, suptitle: str | None = None):
     """Plot a batch of [B, C, H, W] images in [0, 1] as a grid, with optional titles and (x0, y0, x1, y1) boxes.
 

@@ -4,6 +4,8 @@
 #   and a few steps of the `paper` training profile (WRN-28-10, batch 256) through `python -m artlib train` on CUDA.
 # Usage (repo root):  OUT=/tmp/gpu DATA=/path/with/cifar10-jpeg bash benchmarks/gpu_check.sh
 #                     PART=attacks ... runs only the IFIA part (and the CUDA attribution tests)
+#                     PART=paper ... the paper profile's dry run on CUDA (issue 22) and one real paper epoch of
+#                     CIFAR-10 ART (WRN-28-10) on the carried train images: wall time, s/step, peak GPU memory
 # The machine has no internet: captum comes as a wheel in .whl/ when it is not installed.
 OUT=${OUT:-/tmp/gpu_check}; DATA=${DATA:-.gpudata}; mkdir -p "$OUT"
 python3 -c "import captum" 2>/dev/null || python3 -m pip install -q --no-deps .whl/captum-*.whl
@@ -21,6 +23,24 @@ T="timeout 100 python3 benchmarks/bench_train.py --device cuda --batch 128 --out
 if [ "${PART:-all}" = attacks ]; then
   $T --archs small-cnn --reps 4 --check
   timeout 120 python3 -m pytest -q -p no:cacheprovider tests/test_attribution.py tests/test_attacks.py tests/test_losses.py -k "cuda or summed or maxpool"
+  exit 0
+fi
+
+if [ "${PART:-all}" = paper ]; then
+  /usr/bin/time -f "dry run wall %e s" timeout 420 python3 -m artlib reproduce --profile paper --dry-run \
+      --out "$OUT/dry-run" 2>&1 | grep -E "^(ok|FAILED|skip|total)|wall"
+  timeout 170 python3 - "$DATA" "$OUT" <<'PY'
+import sys, time, torch
+from artlib import train
+cfg = train.config("paper", "cifar10", "art", data_root=sys.argv[1], out_dir=sys.argv[2] + "/runs", epochs=1,
+                   device="cuda", num_workers=4, progress=False, cache=False, test_subset=200)
+torch.cuda.reset_peak_memory_stats()
+t0 = time.time()
+res = train.train(cfg)
+wall, steps = time.time() - t0, res.log[-1]["step"]
+print(f"paper ART epoch: {cfg.arch} batch {cfg.batch_size}, {steps} steps, {wall:.1f} s, {wall / steps:.3f} s/step, "
+      f"peak {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB, {torch.cuda.get_device_name()}")
+PY
   exit 0
 fi
 

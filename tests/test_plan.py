@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from artlib import checks, data, dryrun, plan, reproduce, train
-from fixtures_data import write_cifar_batches, write_flowers
+from fixtures_data import write_cifar10c, write_cifar_batches, write_flowers
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,10 +36,25 @@ def test_caps_apply_only_in_a_dry_run(dry, monkeypatch):
     assert not dryrun.active() and dryrun.iterations(50) == 50 and dryrun.training_config(cfg) is cfg
 
 
+def test_cifar10c_blocks_stay_whole_and_its_images_per_block_are_capped(dry, tmp_path, monkeypatch):
+    write_cifar10c(tmp_path / "root", n=6, corruptions=("fog",))
+    ds = data.load_dataset("cifar10c", "test", root=tmp_path / "root", corruption="fog")
+    assert len(ds) == 5 * 6               # corruption x severity x image layout untouched (indexed as blocks)
+    assert dryrun.images(None) == dryrun.images(100) == dryrun.LIMITS["split"] and dryrun.images(1) == 1
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10))
+    from artlib import evaluate
+    df = evaluate.corruption_accuracy(model, n=None, corruptions=["fog"], severities=[1, 5], root=tmp_path / "root")
+    assert df.n.tolist() == [dryrun.LIMITS["split"]] * 2 and df.source.eq("CIFAR-10-C").all()
+    monkeypatch.delenv(dryrun.ENV)
+    assert dryrun.images(None) is None and dryrun.images(100) == 100
+
+
 def test_dataset_splits_are_cut_to_a_stratified_few(dry, tmp_path):
     write_cifar_batches(tmp_path / "root", per_batch=4, n_test=6)
     ds = data.load_dataset("cifar10", "train", root=tmp_path / "root")
-    assert len(ds) == dryrun.LIMITS["split"] and len(set(np.asarray(ds.targets).tolist())) > 1
+    counts = np.bincount(np.asarray(ds.targets))
+    assert len(ds) == dryrun.LIMITS["split"] and (counts > 0).sum() > 1
+    assert set(counts[counts > 0].tolist()) == {dryrun.LIMITS["per_class"]}   # per-class code sees 2 of a class
 
 
 def test_a_failing_check_is_reported_not_raised_in_a_dry_run(dry, capsys, monkeypatch):
@@ -172,3 +187,21 @@ def test_cli_plan_prints_the_table_and_refuses_other_profiles():
     bad = run("--profile", "smoke", "--plan")
     assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
         "error: --plan estimates the paper profile's cost: use --profile paper, not 'smoke'"]
+
+
+def test_top_k_map_attack_and_gradshap_draws_are_capped(dry):
+    from artlib import evaluate
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(4 * 8 * 8, 3))
+    x, y = torch.rand(4, 3, 8, 8), torch.zeros(4, dtype=torch.long)
+    y = evaluate.predict(model, x, None)                   # every image correctly classified: all attacked
+    df = evaluate.attribution_robustness(model, x, y, map_method="gradshap", k=8, eps=0.5, step_size=0.1, steps=50)
+    assert len(df) == 4 and df.step.max() <= dryrun.LIMITS["iterations"]     # 50 asked, 2 run
+
+
+def test_search_grids_are_cut_to_their_ends(dry, monkeypatch):
+    angles = torch.linspace(-30, 30, 31)
+    assert dryrun.grid(angles).tolist() == [-30.0, 30.0] and dryrun.grid(angles[:1]).tolist() == [-30.0]
+    monkeypatch.delenv(dryrun.ENV)
+    assert dryrun.grid(angles) is angles

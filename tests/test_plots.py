@@ -35,3 +35,14 @@ def test_failed_write_leaves_nothing(tmp_path):
     with pytest.raises(RuntimeError, match="boom"):
         plots.save_table(Broken(), "t", out_dir=tmp_path)
     assert os.listdir(tmp_path) == []
+
+
+def test_update_block_rewrites_only_between_the_markers(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- b -->\nold\n<!-- e -->\noutro\n", encoding="utf-8")
+    assert plots.update_block(readme, "<!-- b -->", "<!-- e -->", "new") is True
+    assert readme.read_text(encoding="utf-8") == "intro\n<!-- b -->\nnew\n<!-- e -->\noutro\n"
+    assert plots.update_block(readme, "<!-- b -->", "<!-- e -->", "new") is False     # unchanged: no rewrite
+    with pytest.raises(ValueError, match=r"README.md: marker '<!-- x -->' not found"):
+        plots.update_block(readme, "<!-- x -->", "<!-- e -->", "new")
+    assert readme.read_text(encoding="utf-8").count("new") == 1
