@@ -36,7 +36,7 @@ import pandas as pd
 
 from artlib import data, dryrun, plots, reproduce
 
-__all__ = ["TRAIN_IMAGES", "STEP_TIMES", "REQUESTS", "step_times", "record", "requests", "model_table", "dataset_table", "render",
+__all__ = ["TRAIN_IMAGES", "STEP_TIMES", "REQUESTS", "step_times", "record", "record_times", "requests", "model_table", "dataset_table", "render",
            "README_BEGIN", "README_END", "update_readme"]
 
 #: Official train-split sizes (CIFAR-10, SVHN's train_32x32.mat, GTSRB's Final_Training, Flowers-17 under ART
@@ -46,6 +46,8 @@ TRAIN_IMAGES = {"cifar10": 50_000, "svhn": 73_257, "gtsrb": 39_209, "flowers17":
 STEP_TIMES = reproduce.ROOT / "benchmarks" / "results" / "train.md"
 #: The paper branches' training requests, recorded by the last dry run (:func:`record`).
 REQUESTS = reproduce.ROOT / "benchmarks" / "results" / "paper_requests.jsonl"
+#: Wall time per notebook of the last dry runs on this kind of machine (:func:`record_times`).
+CHECK_TIMES = reproduce.ROOT / "benchmarks" / "results" / "paper_check.md"
 #: The benchmark variant whose time stands for a training method's step.
 VARIANT = {"natural": "natural", "art": "art_artlib"}
 DEVICE = "NVIDIA H200"
@@ -93,6 +95,43 @@ def record(out: str | Path | None = None, notebooks: Sequence[str] | None = None
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows), encoding="utf-8")
     return path
+
+
+def record_times(results: dict, path: str | Path | None = None) -> Path:
+    """Merge ``{notebook: seconds, or None for a failed one}`` of a dry run into :data:`CHECK_TIMES` (a Markdown
+    table: notebook, wall seconds or FAILED, date, CPU threads, device, torch), each notebook's earlier row replaced.
+
+    Example::
+
+        >>> record_times({"05_art_fig4_generation.ipynb": 151.6})
+    """
+    import datetime
+    import platform
+
+    import torch
+    path = Path(path or CHECK_TIMES)
+    head = ["notebook", "wall s", "date", "threads", "machine", "torch"]
+    old = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if line.startswith("|") and len(cells) == len(head) and cells[0] not in ("notebook", "---"):
+                old[cells[0]] = cells
+    machine = torch.cuda.get_device_name() if torch.cuda.is_available() else f"{platform.machine()} CPU"
+    stamp = datetime.date.today().isoformat()
+    for nb, sec in results.items():
+        old[Path(nb).stem] = [Path(nb).stem, "FAILED" if sec is None else f"{sec:.1f}", stamp,
+                              str(torch.get_num_threads()), machine, torch.__version__]
+    order = {e.name: i for i, e in enumerate(reproduce.MANIFEST)}
+    rows = sorted(old.values(), key=lambda r: order.get(r[0], len(order)))
+    done = [float(r[1]) for r in rows if r[1] != "FAILED"]
+    text = ("# `python -m artlib reproduce --profile paper --dry-run`: wall time per notebook\n\n"
+            "Written by artlib.plan.record_times after each dry run (one row per notebook, its latest run).\n\n"
+            + "| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n"
+            + "".join("| " + " | ".join(r) + " |\n" for r in rows)
+            + f"\n{len(done)} of {len(rows)} notebooks passed; their wall times sum to {sum(done):.1f} s.\n")
+    from artlib.checkpoints import atomic_write
+    return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def requests(entry: reproduce.Entry, path: str | Path | None = None) -> Optional[list[dict]]:

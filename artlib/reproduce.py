@@ -550,7 +550,7 @@ def run(profile: str = "smoke", only: str | None = None, out: str | Path | None 
                      "ARTLIB_ROBUST_MODELS": str(dryrun.prepare_robust_models(out_dir))}
     artlib_sha = package_hash()
     entries = select(only, manifest)
-    failures, skipped, fresh, done = [], [], [], []
+    failures, skipped, fresh, done, seconds = [], [], [], [], {}
     t_all = time.time()
     for stage in STAGES:
         todo = []
@@ -581,12 +581,14 @@ def run(profile: str = "smoke", only: str | None = None, out: str | Path | None 
                 print(f"FAILED {entry.notebook} {res['error']}  (see {target})")
                 continue
             done.append(entry.notebook)
+            seconds[entry.notebook] = res["seconds"]
             if not dry_run:     # a dry run's outputs are not results: never "up to date"
                 _write_state(entry, profile, out_dir, key, res["checkpoints"], res["seconds"])
             print(f"ok     {entry.notebook}  {res['seconds']:6.1f} s  -> {target}")
-    if dry_run and done:
+    if dry_run and (done or failures):
         from artlib import plan
-        print(f"requests of {len(done)} dry-run notebooks recorded in {plan.record(out_dir, done)}")
+        print(f"requests of {len(done)} dry-run notebooks recorded in {plan.record(out_dir, done)}; wall times in "
+              f"{plan.record_times({**seconds, **dict.fromkeys(failures)})}")
     if skipped:
         print(f"{len(skipped)} skipped for missing data: {skipped}")
     if fresh:

@@ -205,3 +205,15 @@ def test_search_grids_are_cut_to_their_ends(dry, monkeypatch):
     assert dryrun.grid(angles).tolist() == [-30.0, 30.0] and dryrun.grid(angles[:1]).tolist() == [-30.0]
     monkeypatch.delenv(dryrun.ENV)
     assert dryrun.grid(angles) is angles
+
+
+def test_record_times_merges_rows_and_marks_failures(tmp_path):
+    path = tmp_path / "paper_check.md"
+    plan.record_times({"05_art_fig4_generation.ipynb": 151.6, "07_art_table3_corruptions.ipynb": None}, path)
+    plan.record_times({"07_art_table3_corruptions.ipynb": 155.7, "00_data_overview.ipynb": 10.1}, path)
+    rows = [ln.split("|")[1:3] for ln in path.read_text().splitlines() if ln.startswith("| 0")]
+    assert [(a.strip(), b.strip()) for a, b in rows] == [
+        ("00_data_overview", "10.1"), ("05_art_fig4_generation", "151.6"), ("07_art_table3_corruptions", "155.7")]
+    assert "3 of 3 notebooks passed; their wall times sum to 317.4 s." in path.read_text()
+    plan.record_times({"05_art_fig4_generation.ipynb": None}, path)
+    assert "| 05_art_fig4_generation | FAILED |" in path.read_text() and "2 of 3 notebooks passed" in path.read_text()
