@@ -398,16 +398,19 @@ class GTSRB(ImageDataset):
 class Flowers17(ImageDataset):
     """Oxford Flowers-17 (Nilsback & Zisserman 2006; ART A.3.4): ``flowers17/jpg/image_NNNN.jpg``, class = (N-1)//80.
 
-    Splits: with ``protocol="official"`` (the default ``"auto"`` when ``flowers17/datasplits.mat`` exists) the official
-    ``trn{fold}`` / ``val{fold}`` / ``tst{fold}`` lists (1-based image ids, 40/20/20 per class). With ``"paper"`` (the
-    ``"auto"`` fallback) the split of ART A.3.4 / RAR ``Flower/generate_data.py``: each class's images shuffled with
-    ``seed`` and the first 72/80 of them (``round(0.9 n)``) train, the rest test (1,224 / 136 on the full set); there is
-    no ``val`` split under this protocol. Images are resized to 128x128 by the default transform (A.3.4).
+    Splits: with ``protocol="paper"`` (the default) the split of ART A.3.4 / RAR ``Flower/generate_data.py``: each
+    class's images shuffled with ``seed`` and the first 72/80 of them (``round(0.9 n)``) train, the rest test (1,224 /
+    136 on the full set); there is no ``val`` split under this protocol. With ``"official"`` the official
+    ``trn{fold}`` / ``val{fold}`` / ``tst{fold}`` lists of ``flowers17/datasplits.mat`` (1-based image ids, 40/20/20 per
+    class: 680 / 340 / 340); ``"auto"`` takes them when that file exists, else the paper's split. (The default was
+    ``"auto"``: a data root set up by ``data download flowers17``, which fetches ``datasplits.mat``, silently
+    switched every paper-profile Flowers-17 row to the official 680 / 340 split.) Images are resized to 128x128 by the
+    default transform (A.3.4).
     """
 
     name, classes = "flowers17", FLOWERS17_CLASSES
 
-    def __init__(self, root, split, transform=None, protocol: str = "auto", fold: int = 1, seed: int = 0):
+    def __init__(self, root, split, transform=None, protocol: str = "paper", fold: int = 1, seed: int = 0):
         super().__init__(root, split, transform)
         base = self.root / "flowers17"
         jpg, splits_mat = base / "jpg", base / "datasplits.mat"

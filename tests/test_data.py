@@ -97,12 +97,15 @@ def test_cifar10c_npy(tmp_path):
 def test_flowers_official_datasplits(tmp_path):
     fx = write_flowers(tmp_path)
     for split, key, n in [("train", "trn1", 85), ("val", "val1", 51), ("test", "tst1", 34)]:
-        ds = load_dataset("flowers17", split, root=tmp_path)
+        ds = load_dataset("flowers17", split, root=tmp_path, protocol="official")
         assert len(ds) == n and ds.protocol.startswith("official")
+        assert load_dataset("flowers17", split, root=tmp_path, protocol="auto").paths == ds.paths
         assert [int(p.stem[6:]) for p in ds.paths] == sorted(fx["splits"][key])
         assert ds.targets == [(i - 1) // 80 for i in sorted(fx["splits"][key])]
     assert ds[0][0].shape == (3, 128, 128)
-    fold2 = load_dataset("flowers17", "train", root=tmp_path, fold=2)
+    fold2 = load_dataset("flowers17", "train", root=tmp_path, protocol="official", fold=2)
+    paper = load_dataset("flowers17", "train", root=tmp_path)      # the default: ART A.3.4's split, file or not
+    assert len(paper) == 17 * 9 and "paper" in paper.protocol
     assert [int(p.stem[6:]) for p in fold2.paths] == sorted(fx["splits"]["trn2"])
 
 

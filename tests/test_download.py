@@ -238,7 +238,7 @@ def test_a_corrupt_archive_leaves_nothing(tmp_path):
 
 # --------------------------------------------------------------------------------- datasets on the loopback mirror
 DATASETS = [("cifar10", "test", 6, {}), ("svhn", "test", 7, {}), ("gtsrb", "test", 4, {}),
-            ("flowers17", "val", 51, {}), ("cub200", "train", 2, {}),
+            ("flowers17", "val", 51, {"protocol": "official"}), ("cub200", "train", 2, {}),
             ("cifar10c", "test", 15, {"corruption": "fog", "regenerate": False})]
 
 
