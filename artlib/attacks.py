@@ -830,7 +830,7 @@ def spsa(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: 
     steps = _check_int("steps", dryrun.iterations(steps))
     lr = _check_number("lr", lr, positive=True)
     delta = _check_number("delta", delta, positive=True)
-    n_samples = _check_int("n_samples", n_samples, lo=1)
+    n_samples = _check_int("n_samples", dryrun.iterations(n_samples), lo=1)
     max_batch = _check_int("max_batch", max_batch, lo=2)
     gen = _generator(seed)
     x = x.detach()

@@ -217,3 +217,29 @@ def test_record_times_merges_rows_and_marks_failures(tmp_path):
     assert "3 of 3 notebooks passed; their wall times sum to 317.4 s." in path.read_text()
     plan.record_times({"05_art_fig4_generation.ipynb": None}, path)
     assert "| 05_art_fig4_generation | FAILED |" in path.read_text() and "2 of 3 notebooks passed" in path.read_text()
+
+
+def test_spsa_draws_are_capped(dry, monkeypatch):
+    from artlib import attacks
+    seen = []
+
+    class Counting(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 3))
+
+        def forward(self, x):
+            seen.append(x.shape[0])
+            return self.net(x)
+
+    torch.manual_seed(0)
+    model, x = Counting(), torch.rand(2, 3, 4, 4)
+    with torch.no_grad():
+        y = model(x).argmax(1)                  # correctly classified: attacked
+    seen.clear()
+    attacks.spsa(model, x, y, eps=8 / 255, steps=100, n_samples=128, seed=0)
+    capped = sum(seen)
+    seen.clear()
+    monkeypatch.delenv(dryrun.ENV)
+    attacks.spsa(model, x, y, eps=8 / 255, steps=2, n_samples=128, seed=0)
+    assert capped * 16 < sum(seen)          # 2 steps of 2 draws instead of 2 steps of 128 (+ the same checks)
