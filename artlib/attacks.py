@@ -1261,8 +1261,8 @@ def inductive_occlusion(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attr
     B, C, H, W = x.shape
     region = _check_int("region", region, lo=1, hi=min(H, W))
     nby, nbx = -(-H // region), -(-W // region)
-    max_count = _check_int("max_count", max_count, lo=1, hi=nby * nbx)
-    max_radius = _check_int("max_radius", max_radius, lo=1)
+    max_count = _check_int("max_count", dryrun.iterations(max_count), lo=1, hi=nby * nbx)
+    max_radius = _check_int("max_radius", dryrun.iterations(max_radius), lo=1)
     x = x.detach()
 
     if isinstance(color, str):

@@ -243,3 +243,19 @@ def test_spsa_draws_are_capped(dry, monkeypatch):
     monkeypatch.delenv(dryrun.ENV)
     attacks.spsa(model, x, y, eps=8 / 255, steps=2, n_samples=128, seed=0)
     assert capped * 16 < sum(seen)          # 2 steps of 2 draws instead of 2 steps of 128 (+ the same checks)
+
+
+def test_inductive_occlusion_budgets_are_capped(dry, monkeypatch):
+    from artlib import attacks
+
+    class Covered(torch.nn.Module):             # class 1 once over a third of the pixels are black
+        def forward(self, x):
+            black = (x == 0).all(1).flatten(1).float().mean(1)
+            return torch.stack([torch.full_like(black, 1 / 3), black], 1)
+
+    x, y = torch.rand(2, 3, 16, 16) * 0.9 + 0.1, torch.zeros(2, dtype=torch.long)
+    attr = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    run = lambda: attacks.inductive_occlusion(Covered(), x, y, attr, region=4, max_count=10, max_radius=4)
+    assert not run().success.any()            # budgets up to (2 patches, radius 2) cover too little
+    monkeypatch.delenv(dryrun.ENV)
+    assert run().success.all()                # the asked (10, 4) covers a third
