@@ -829,6 +829,16 @@ class SubsetDataset(Dataset):
         return f"SubsetDataset(n={len(self)}, of={self.dataset!r})"
 
 
+def class_rank(targets) -> np.ndarray:
+    """Each item's position among the items of its class, in dataset order: ``[0, 0, 1, 2, 1]`` for labels
+    ``[3, 5, 3, 3, 5]``."""
+    targets = np.asarray(targets)
+    order = np.argsort(targets, kind="stable")
+    rank = np.empty(len(targets), dtype=np.int64)
+    rank[order] = np.arange(len(targets)) - np.searchsorted(targets[order], targets[order], side="left")
+    return rank
+
+
 def subset_dataset(dataset, subset: int | Sequence[int]) -> SubsetDataset:
     """Deterministic subset. An int ``n`` picks a stratified subset without any randomness: classes take turns in
     label order, each giving its next image in dataset order (the first image of every class, then every class's
@@ -841,10 +851,7 @@ def subset_dataset(dataset, subset: int | Sequence[int]) -> SubsetDataset:
         if not 0 < subset <= n_total:
             raise ValueError(f"subset={subset} must be between 1 and the {n_total} items of the dataset")
         targets = np.asarray(dataset.targets)
-        order = np.argsort(targets, kind="stable")
-        first = np.searchsorted(targets[order], targets[order], side="left")
-        rank = np.empty(n_total, dtype=np.int64)
-        rank[order] = np.arange(n_total) - first
+        rank = class_rank(targets)
         return SubsetDataset(dataset, np.sort(np.lexsort((targets, rank))[:subset]))
     indices = [int(i) for i in (subset.tolist() if hasattr(subset, "tolist") else subset)]
     bad = [i for i in indices if not 0 <= i < n_total]

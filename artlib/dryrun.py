@@ -80,10 +80,8 @@ def dataset(ds):
     if not active() or len(ds) <= LIMITS["split"] or isinstance(ds, data.CIFAR10C):   # blocks: see images()
         return ds
     targets = np.asarray(ds.targets)
-    order = np.argsort(targets, kind="stable")
-    sorted_t = targets[order]
-    rank = np.arange(len(targets)) - np.searchsorted(sorted_t, sorted_t, side="left")   # index within its class
-    keep = order[rank < LIMITS["per_class"]]
+    order = np.argsort(targets, kind="stable")                          # label order, dataset order within
+    keep = order[data.class_rank(targets)[order] < LIMITS["per_class"]]
     full = np.bincount(targets)[targets[keep]] >= LIMITS["per_class"]    # classes with enough images come first
     keep = np.concatenate([keep[full], keep[~full]])[:LIMITS["split"]]
     return data.subset_dataset(ds, np.sort(keep).tolist())

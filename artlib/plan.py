@@ -26,15 +26,19 @@ Example::
 """
 from __future__ import annotations
 
+import datetime
 import json
 import math
+import platform
 import re
 from pathlib import Path
 from typing import Optional, Sequence
 
 import pandas as pd
+import torch
 
 from artlib import data, dryrun, plots, reproduce
+from artlib.checkpoints import atomic_write
 
 __all__ = ["TRAIN_IMAGES", "STEP_TIMES", "REQUESTS", "step_times", "record", "record_times", "requests", "model_table", "dataset_table", "render",
            "README_BEGIN", "README_END", "update_readme"]
@@ -105,10 +109,6 @@ def record_times(results: dict, path: str | Path | None = None) -> Path:
 
         >>> record_times({"05_art_fig4_generation.ipynb": 151.6})
     """
-    import datetime
-    import platform
-
-    import torch
     path = Path(path or CHECK_TIMES)
     head = ["notebook", "wall s", "date", "threads", "machine", "torch"]
     old = {}
@@ -130,7 +130,6 @@ def record_times(results: dict, path: str | Path | None = None) -> Path:
             + "| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n"
             + "".join("| " + " | ".join(r) + " |\n" for r in rows)
             + f"\n{len(done)} of {len(rows)} notebooks passed; their wall times sum to {sum(done):.1f} s.\n")
-    from artlib.checkpoints import atomic_write
     return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
